@@ -1,0 +1,411 @@
+"""Load a CRM export folder (data contract v1) into typed, validated tables.
+
+Reading is split from checking: files become raw frames (CSV cells as text, Parquet
+as typed columns), `parse_tables` turns raw frames into the contract's types while
+recording every value it could not parse, and the checks in `features.validation`
+run on the parsed result. Serving and tests hand in-memory frames to `parse_tables`,
+so a frame built anywhere goes through the same door as a file.
+
+Nothing is dropped. A value that cannot be parsed is an error naming its row; the only
+things changed without refusing the load are the ones the contract tolerates
+(unknown touchpoint type -> `other`, missing optional column -> empty), and each is
+counted in a warning. Seniority and department are derived from the job title where
+they are empty, and that is counted in a note.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from features.contract import TABLES, TABLES_BY_NAME, ColumnSpec, Kind, TableSpec
+from features.taxonomy import OTHER, STAGE_OF_TYPE
+from features.titles import parse_titles
+from features.validation import (
+    InvalidCRMError,
+    TableSummary,
+    ValidationReport,
+    check_columns,
+    check_reference,
+    row_examples,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Internal timestamp resolution: microseconds in UTC, whatever the input had.
+TIMESTAMP_DTYPE = pd.DatetimeTZDtype(unit="us", tz="UTC")
+
+
+@dataclass
+class CRM:
+    """The four contract tables, parsed: UTC timestamps, numbers, normalised enums."""
+
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame
+    touchpoints: pd.DataFrame
+    opportunities: pd.DataFrame
+
+    def table(self, name: str) -> pd.DataFrame:
+        frame: pd.DataFrame = getattr(self, name)
+        return frame
+
+
+# --- reading files ----------------------------------------------------------------
+
+
+def find_table_file(folder: Path, name: str) -> list[Path]:
+    """The files that could hold table ``name``: ``NAME.csv`` and/or ``NAME.parquet``."""
+    return [p for p in (folder / f"{name}.csv", folder / f"{name}.parquet") if p.is_file()]
+
+
+def read_table_file(path: Path) -> pd.DataFrame:
+    """Read one table file; CSV cells stay text so that bad values can be reported.
+
+    Raises ``ValueError`` with a plain explanation when the file is not a table.
+    """
+    if path.suffix == ".parquet":
+        try:
+            return pq.read_table(path).to_pandas()
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"is not a readable Parquet table ({exc})") from exc
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text, so not a CSV table ({exc.reason})") from exc
+    except csv.Error as exc:
+        raise ValueError(f"has no readable CSV header ({exc})") from exc
+    if not header or all(not h.strip() for h in header):
+        raise ValueError("is empty; expected a header row naming the columns")
+    names = [h.strip() for h in header]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"names the columns {', '.join(duplicated)} more than once")
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"is not a well-formed CSV table ({_short_arrow_message(exc)})") from exc
+    return table.to_pandas()
+
+
+def _short_arrow_message(exc: Exception) -> str:
+    text = str(exc).splitlines()[0]
+    return text.replace("CSV parse error: ", "")
+
+
+def read_raw_tables(folder: Path, report: ValidationReport) -> dict[str, pd.DataFrame]:
+    """Read the four table files of a folder; problems with files go to the report."""
+    raw: dict[str, pd.DataFrame] = {}
+    if not folder.is_dir():
+        report.add(
+            "error",
+            "(folder)",
+            None,
+            f"{folder} is not a folder; expected a folder "
+            "holding accounts, contacts, touchpoints and opportunities (.csv or .parquet)",
+        )
+        return raw
+    for spec in TABLES:
+        files = find_table_file(folder, spec.name)
+        summary = TableSummary(spec.name, None)
+        report.tables[spec.name] = summary
+        if not files:
+            report.add(
+                "error",
+                spec.name,
+                None,
+                f"no file {spec.name}.csv or {spec.name}.parquet "
+                f"in {folder}; expected one (it may hold only a header row)",
+            )
+            continue
+        if len(files) > 1:
+            report.add(
+                "error",
+                spec.name,
+                None,
+                f"both {files[0].name} and {files[1].name} exist; "
+                "expected exactly one file per table",
+            )
+            continue
+        summary.file = files[0].name
+        try:
+            raw[spec.name] = read_table_file(files[0])
+        except ValueError as exc:
+            report.add("error", spec.name, None, f"{files[0].name} {exc}")
+    return raw
+
+
+# --- parsing values ---------------------------------------------------------------
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Text with surrounding blanks removed; empty text is missing."""
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        missing = values.isna()
+        values = values.astype(object).where(~missing, None)
+    text = values.astype("str")
+    text = text.str.strip()
+    return text.mask(text == "")
+
+
+def _parse_timestamps(raw: pd.Series) -> pd.Series:
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return raw.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
+    if pd.api.types.is_datetime64_dtype(raw):
+        return raw.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
+    text = _as_text(raw)
+    parsed: pd.Series = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    return parsed.astype(TIMESTAMP_DTYPE)
+
+
+def _parse_numbers(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype("float64")
+    return pd.to_numeric(_as_text(raw), errors="coerce").astype("float64")
+
+
+def parse_column(
+    frame: pd.DataFrame, spec: TableSpec, col: ColumnSpec, report: ValidationReport
+) -> pd.Series:
+    """Parse one column to its contract type; unparsable values are reported as errors."""
+    raw = frame[col.name]
+    if col.kind is Kind.TIMESTAMP:
+        parsed = _parse_timestamps(raw)
+    elif col.kind in (Kind.INTEGER, Kind.NUMBER):
+        parsed = _parse_numbers(raw)
+    elif col.kind is Kind.ENUM:
+        parsed = _as_text(raw).str.lower()
+    else:
+        parsed = _as_text(raw)
+    given = raw.notna() & (_as_text(raw).notna() if not _is_typed(raw) else True)
+    bad = given & parsed.isna()
+    if col.kind is Kind.INTEGER:
+        fractional = parsed.notna() & (parsed != np.floor(parsed.fillna(0)))
+        bad = bad | fractional
+    if bad.any():
+        positions = np.flatnonzero(bad.to_numpy())
+        report.add(
+            "error",
+            spec.name,
+            col.name,
+            f"{len(positions):,} values cannot be read; expected {col.expected}",
+            len(positions),
+            row_examples(frame, positions, spec.id_column, raw),
+        )
+    if col.kind is Kind.INTEGER:
+        parsed = parsed.where(~bad).astype("Int64")
+    return parsed
+
+
+def _is_typed(raw: pd.Series) -> bool:
+    return not (pd.api.types.is_string_dtype(raw) or raw.dtype == object)
+
+
+def parse_table(raw: pd.DataFrame, spec: TableSpec, report: ValidationReport) -> pd.DataFrame:
+    """Parse a raw table to contract types; returns the frame with every column kept."""
+    frame = raw.reset_index(drop=True)
+    summary = report.tables.setdefault(spec.name, TableSummary(spec.name, "(in memory)"))
+    summary.rows = len(frame)
+    summary.extra_columns = tuple(c for c in frame.columns if c not in spec.column_names)
+    missing_required = [c for c in spec.required_columns if c not in frame.columns]
+    for name in missing_required:
+        report.add(
+            "error",
+            spec.name,
+            name,
+            f"required column {name} is missing; the table has "
+            f"columns {', '.join(map(str, frame.columns)) or '(none)'}",
+        )
+    out = frame.copy()
+    for col in spec.columns:
+        if col.name not in frame.columns:
+            if not col.required:
+                report.add(
+                    "warning",
+                    spec.name,
+                    col.name,
+                    f"optional column {col.name} is missing; treated as empty in every row",
+                )
+                out[col.name] = _empty_column(col, len(frame))
+            continue
+        out[col.name] = parse_column(frame, spec, col, report)
+    return out
+
+
+def _empty_column(col: ColumnSpec, n: int) -> pd.Series:
+    if col.kind is Kind.TIMESTAMP:
+        return pd.Series(pd.NaT, index=range(n), dtype=TIMESTAMP_DTYPE)
+    if col.kind is Kind.INTEGER:
+        return pd.Series(pd.NA, index=range(n), dtype="Int64")
+    if col.kind is Kind.NUMBER:
+        return pd.Series(np.nan, index=range(n), dtype="float64")
+    return pd.Series(np.nan, index=range(n), dtype="str")
+
+
+def _normalise_touchpoint_types(touchpoints: pd.DataFrame, report: ValidationReport) -> None:
+    types = touchpoints["type"].str.lower()
+    unknown = types.notna() & ~types.isin(list(STAGE_OF_TYPE))
+    if unknown.any():
+        counts = touchpoints.loc[unknown, "type"].value_counts()
+        listed = ", ".join(f"{v!r} ({n:,})" for v, n in counts.head(10).items())
+        if len(counts) > 10:
+            listed += f", and {len(counts) - 10} more kinds"
+        report.add(
+            "warning",
+            "touchpoints",
+            "type",
+            f"{int(unknown.sum()):,} touchpoints have a "
+            f"type outside the taxonomy and count as '{OTHER}': {listed}",
+            int(unknown.sum()),
+        )
+        types = types.mask(unknown, OTHER)
+    touchpoints["type"] = types
+
+
+def _derive_from_titles(contacts: pd.DataFrame, report: ValidationReport) -> None:
+    """Fill empty seniority/department from the job title, and say how often."""
+    empty = contacts["seniority"].isna() | contacts["department"].isna()
+    if not empty.any():
+        return
+    derived = parse_titles(contacts.loc[empty, "job_title"])
+    for column in ("seniority", "department"):
+        fill = contacts[column].isna()
+        contacts.loc[fill, column] = derived.loc[fill[fill].index, column]
+        n_derived = int(fill.sum())
+        n_unknown = int((contacts.loc[fill, column] == "unknown").sum())
+        report.notes.append(
+            f"contacts.{column}: derived from job_title for {n_derived:,} contacts "
+            f"({n_unknown:,} of them stay 'unknown': no title or no recognised words)"
+        )
+
+
+def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> CRM | None:
+    """Parse and check raw tables; returns the CRM when the report holds no errors."""
+    parsed: dict[str, pd.DataFrame] = {}
+    for spec in TABLES:
+        if spec.name not in raw:
+            continue
+        frame = parse_table(raw[spec.name], spec, report)
+        if report.has_errors_in(spec.name) and any(
+            c not in raw[spec.name].columns for c in spec.required_columns
+        ):
+            continue  # without its required columns a table cannot be checked further
+        if spec.name == "touchpoints" and "type" in frame.columns:
+            _normalise_touchpoint_types(frame, report)
+        if spec.name == "contacts":
+            _derive_from_titles(frame, report)
+        check_columns(frame, spec, report)
+        parsed[spec.name] = frame
+    _check_relations(parsed, report)
+    _check_dates(parsed, report)
+    _record_date_ranges(parsed, report)
+    if not report.ok or len(parsed) < len(TABLES):
+        return None
+    return CRM(**parsed)
+
+
+def _check_relations(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    for spec in TABLES:
+        if spec.name not in parsed:
+            continue
+        for col in spec.columns:
+            if col.references and col.references in parsed:
+                target_spec = TABLES_BY_NAME[col.references]
+                check_reference(
+                    parsed[spec.name], spec, col.name, parsed[col.references], target_spec, report
+                )
+
+
+def _check_dates(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    """A deal cannot close before it was opened; an open deal's closed_at is ignored."""
+    opps = parsed.get("opportunities")
+    if opps is None:
+        return
+    spec = TABLES_BY_NAME["opportunities"]
+    backwards = (opps["closed_at"] < opps["created_at"]).fillna(False).to_numpy(dtype=bool)
+    if backwards.any():
+        positions = np.flatnonzero(backwards)
+        report.add(
+            "error",
+            "opportunities",
+            "closed_at",
+            f"{len(positions):,} opportunities close "
+            "before they were created; expected closed_at >= created_at",
+            len(positions),
+            row_examples(opps, positions, spec.id_column, opps["closed_at"]),
+        )
+    open_with_close = ((opps["stage"] == "open") & opps["closed_at"].notna()).to_numpy(dtype=bool)
+    if open_with_close.any():
+        positions = np.flatnonzero(open_with_close)
+        report.add(
+            "warning",
+            "opportunities",
+            "closed_at",
+            f"{len(positions):,} open opportunities "
+            "carry a closed_at; it is ignored while the stage is open",
+            len(positions),
+            row_examples(opps, positions, spec.id_column, opps["closed_at"]),
+        )
+
+
+def _record_date_ranges(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    for spec in TABLES:
+        frame = parsed.get(spec.name)
+        if frame is None:
+            continue
+        for col in spec.columns:
+            if col.kind is Kind.TIMESTAMP and col.name in frame.columns:
+                values = frame[col.name].dropna()
+                if len(values):
+                    report.date_ranges[f"{spec.name}.{col.name}"] = (
+                        values.min().isoformat(),
+                        values.max().isoformat(),
+                    )
+
+
+# --- the doors --------------------------------------------------------------------
+
+
+def read_crm(folder: str | Path) -> tuple[CRM | None, ValidationReport]:
+    """Read and check a CRM folder; never raises for bad data, the report says it all."""
+    folder = Path(folder)
+    report = ValidationReport(folder=str(folder))
+    raw = read_raw_tables(folder, report)
+    crm = parse_tables(raw, report)
+    return crm, report
+
+
+def load_crm(folder: str | Path) -> CRM:
+    """Load a CRM folder for use; raises `InvalidCRMError` when the load is refused."""
+    crm, report = read_crm(folder)
+    for warning in report.warnings:
+        logger.warning("%s", warning)
+    if crm is None:
+        raise InvalidCRMError(report)
+    return crm
+
+
+def crm_from_frames(tables: Mapping[str, pd.DataFrame], source: str = "(in memory)") -> CRM:
+    """Parse and check in-memory tables exactly as files would be; raises when refused."""
+    report = ValidationReport(folder=source)
+    crm = parse_tables(tables, report)
+    if crm is None:
+        raise InvalidCRMError(report)
+    return crm

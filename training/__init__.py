@@ -1,0 +1,4 @@
+"""Training: builds training sets with `features`, fits and evaluates models, logs to MLflow.
+
+Only this package writes to the model registry. It never imports `serving`.
+"""
