@@ -186,21 +186,23 @@ def parse_column(
 ) -> pd.Series:
     """Parse one column to its contract type; unparsable values are reported as errors."""
     raw = frame[col.name]
+    typed = not (pd.api.types.is_string_dtype(raw) or raw.dtype == object)
+    text = None if typed else _as_text(raw)
+    given = raw.notna() if text is None else text.notna()
     if col.kind is Kind.TIMESTAMP:
-        parsed = _parse_timestamps(raw)
+        parsed = _parse_timestamps(raw if text is None else text)
     elif col.kind in (Kind.INTEGER, Kind.NUMBER):
-        parsed = _parse_numbers(raw)
-    elif col.kind is Kind.ENUM:
-        parsed = _as_text(raw).str.lower()
+        parsed = _parse_numbers(raw if text is None else text)
     else:
-        parsed = _as_text(raw)
-    given = raw.notna() & (_as_text(raw).notna() if not _is_typed(raw) else True)
+        parsed = _as_text(raw) if text is None else text
+        if col.kind is Kind.ENUM:
+            parsed = parsed.str.lower()
     bad = given & parsed.isna()
     if col.kind is Kind.INTEGER:
-        fractional = parsed.notna() & (parsed != np.floor(parsed.fillna(0)))
-        bad = bad | fractional
+        bad |= parsed.notna() & (parsed != np.floor(parsed.fillna(0)))
     if bad.any():
         positions = np.flatnonzero(bad.to_numpy())
+        report.unreadable[f"{spec.name}.{col.name}"] = positions
         report.add(
             "error",
             spec.name,
@@ -212,10 +214,6 @@ def parse_column(
     if col.kind is Kind.INTEGER:
         parsed = parsed.where(~bad).astype("Int64")
     return parsed
-
-
-def _is_typed(raw: pd.Series) -> bool:
-    return not (pd.api.types.is_string_dtype(raw) or raw.dtype == object)
 
 
 def parse_table(raw: pd.DataFrame, spec: TableSpec, report: ValidationReport) -> pd.DataFrame:

@@ -189,6 +189,7 @@ _DEPARTMENT_RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
         "engineering",
         _rx(
+            r"\bproduct (?:owner|manager|management)\b",
             r"\bcto\b",
             r"technology officer",
             r"engineer",

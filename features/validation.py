@@ -99,6 +99,9 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     date_ranges: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: rows whose value could not be parsed, per "table.column": already reported, so
+    #: the not-empty check does not report them a second time.
+    unreadable: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def errors(self) -> list[Problem]:
@@ -238,7 +241,13 @@ def _report_failure(
     assert column is not None
     col = spec.column(column)
     values = frame[column]
+    if check == "not_nullable":
+        seen = report.unreadable.get(f"{spec.name}.{column}")
+        if seen is not None:
+            positions = np.setdiff1d(positions, seen)
     n = len(positions)
+    if n == 0:
+        return
     if check == "not_nullable":
         message = f"{n:,} empty values; expected {col.expected} in every row (required column)"
     elif check == "field_uniqueness":

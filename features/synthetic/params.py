@@ -313,7 +313,7 @@ PROFILE_RATES: Final[dict[str, float]] = {
     "newsletter": 0.13,
     "student": 0.15,
     "tire_kicker": 0.50,
-    "outbound": 0.02,
+    "outbound": 0.01,
     "customer": 0.03,
 }
 

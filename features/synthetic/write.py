@@ -119,7 +119,9 @@ def _to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
         values = frame[field.name]
         if pa.types.is_string(field.type):
             values = values.astype(object).where(values.notna(), None)
-        arrays.append(pa.array(values, type=field.type, from_pandas=True))
+        elif isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_convert(None)  # naive UTC: Arrow reads it as UTC
+        arrays.append(pa.array(values.to_numpy(), type=field.type, from_pandas=True))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

@@ -1,0 +1,117 @@
+"""Shared fixtures: a tiny literal CRM export, and a synthetic one."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def tiny_tables() -> dict[str, pd.DataFrame]:
+    """A valid export small enough to read: two accounts, three contacts, one deal each.
+
+    Every value is text, as a CSV export delivers it.
+    """
+    return {
+        "accounts": pd.DataFrame(
+            {
+                "account_id": ["A1", "A2"],
+                "industry": ["software", "retail"],
+                "employees": ["250", ""],
+                "annual_revenue": ["12000000", "3500000.5"],
+                "country": ["DE", "US"],
+            }
+        ),
+        "contacts": pd.DataFrame(
+            {
+                "contact_id": ["C1", "C2", "C3"],
+                "account_id": ["A1", "A1", ""],
+                "created_at": ["2025-03-02T10:00:00Z", "2025-03-05 09:30:00+02:00", "2025-03-07"],
+                "job_title": ["VP Finance", "Генеральный директор", "Student"],
+                "seniority": ["", "", "individual"],
+                "department": ["", "", ""],
+                "lead_source": ["web_form", "outbound", "web_form"],
+                "email": ["ana@acme.example", "", "c3@gmail.com"],
+            }
+        ),
+        "touchpoints": pd.DataFrame(
+            {
+                "touchpoint_id": ["T1", "T2", "T3", "T4"],
+                "contact_id": ["C1", "C1", "C2", "C3"],
+                "occurred_at": [
+                    "2025-03-02T10:00:00Z",
+                    "2025-03-04T12:00:00Z",
+                    "2025-03-05T08:00:00Z",
+                    "2025-03-07T11:00:00Z",
+                ],
+                "type": ["demo_request", "Pricing_Page_View", "meeting", "careers_page_view"],
+                "channel": ["direct", "organic", "", "organic"],
+                "topic": ["product", "product", "", "general"],
+            }
+        ),
+        "opportunities": pd.DataFrame(
+            {
+                "opportunity_id": ["O1", "O2"],
+                "account_id": ["A1", "A2"],
+                "contact_id": ["C1", ""],
+                "created_at": ["2025-03-10T00:00:00Z", "2024-05-01T00:00:00Z"],
+                "closed_at": ["", "2024-07-01T00:00:00Z"],
+                "stage": ["open", "closed_lost"],
+                "amount": ["5000", "1200"],
+            }
+        ),
+    }
+
+
+def write_tables(folder: Path, tables: dict[str, pd.DataFrame], fmt: str = "csv") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        if fmt == "csv":
+            frame.to_csv(folder / f"{name}.csv", index=False)
+        else:
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+@pytest.fixture
+def tiny_crm_dir(tmp_path: Path) -> Path:
+    return write_tables(tmp_path / "crm", tiny_tables())
+
+
+@pytest.fixture
+def make_crm_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Write the tiny export after applying ``edit`` to its tables."""
+
+    def make(edit: Callable[[dict[str, pd.DataFrame]], None], fmt: str = "csv") -> Path:
+        tables = tiny_tables()
+        edit(tables)
+        return write_tables(tmp_path / "crm", tables, fmt)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """A 4,000-account synthetic CRM in memory: (contract tables, latent truth)."""
+    from features.synthetic import GeneratorConfig, generate_frames
+
+    return generate_frames(GeneratorConfig(accounts=4_000, seed=3))
+
+
+def pytest_report_header() -> list[str]:
+    if SHARED.is_dir():
+        return [f"shared data: {SHARED}"]
+    return [f"shared data: NOT FOUND at {SHARED}; tests marked needs_shared will be SKIPPED"]
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if not SHARED.is_dir():
+        print(
+            f"\nWARNING: {SHARED} is absent: the real-data tests were skipped.",
+            file=sys.stderr,
+        )

@@ -1,0 +1,75 @@
+"""The `leadscore` command line: what a user types and what they see."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leadscore.cli import main
+
+
+def test_generate_then_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "crm"
+    code = main(["generate", "--out", str(out), "--accounts", "150", "--seed", "4", "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "touchpoints" in printed and str(out) in printed
+    assert main(["validate", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "result: accepted" in report
+    assert "touchpoints.occurred_at" in report  # the date range is shown
+
+
+def test_generate_parquet_and_custom_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "crm"
+    args = ["generate", "--out", str(out), "--accounts", "80", "--format", "parquet",
+            "--start", "2023-06-01", "--months", "6", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert (out / "touchpoints.parquet").is_file()
+    capsys.readouterr()
+    assert main(["validate", str(out)]) == 0
+    report = capsys.readouterr().out
+    line = next(x for x in report.splitlines() if "touchpoints.occurred_at" in x)
+    assert "2023-06" in line and "2023-11" in line and "2023-12" not in line
+
+
+def test_generate_into_a_folder_with_data_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "mine.csv").write_text("x\n")
+    assert main(["generate", "--out", str(tmp_path / "crm"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--out", "x", "--accounts", "0"], "expected a number >= 1"),
+        (["generate", "--out", "x", "--start", "01/02/2024"], "expected a date as YYYY-MM-DD"),
+        (["generate", "--out", "x", "--format", "xlsx"], "invalid choice"),
+    ],
+)
+def test_bad_flags_are_explained(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_is_installed(tmp_path: Path) -> None:
+    # The real entry point, as a user runs it: exit code 1 for a refused export.
+    exe = Path(sys.executable).with_name("leadscore")
+    result = subprocess.run(
+        [str(exe), "validate", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "no file accounts.csv or accounts.parquet" in result.stdout
