@@ -78,7 +78,7 @@ def test_csv_with_byte_order_mark_is_read(tmp_path: Path) -> None:
     folder = write_tables(tmp_path / "crm", tiny_tables())
     path = folder / "accounts.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    assert list(load_crm(folder).accounts.columns)[0] == "account_id"
+    assert load_crm(folder).accounts.columns[0] == "account_id"
 
 
 def test_extra_columns_are_carried_along(make_crm_dir: Callable[..., Path]) -> None:

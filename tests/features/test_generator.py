@@ -107,7 +107,8 @@ def test_tire_kickers_rarely_win(synthetic: Frames) -> None:
     assert len(kicker) >= 50
     kicker_rate = (kicker["stage"] == "closed_won").mean()
     buying_rate = (buying["stage"] == "closed_won").mean()
-    assert kicker_rate < 0.10 < 0.25 < buying_rate
+    assert kicker_rate < 0.10
+    assert buying_rate > 0.25
     # ...although they ask for demos just like real buyers do.
     kicker_touches = tables["touchpoints"][
         tables["touchpoints"]["contact_id"].isin(kicker["contact_id"])
