@@ -20,7 +20,9 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from features.contract import CONTRACT_VERSION, TableSpec
@@ -181,7 +183,7 @@ class InvalidCRMError(ValueError):
 _CLOSED_NEEDS_CLOSED_AT: Final = "closed_needs_closed_at"
 
 
-def table_schema(spec: TableSpec, present: Iterable[str]) -> pa.DataFrameSchema:
+def table_schema(spec: TableSpec, present: Iterable[str]) -> pandera.DataFrameSchema:
     """The pandera schema of a parsed table, for the contract columns it holds."""
     present = set(present)
     columns = {}
@@ -190,21 +192,21 @@ def table_schema(spec: TableSpec, present: Iterable[str]) -> pa.DataFrameSchema:
             continue
         checks = []
         if col.non_negative:
-            checks.append(pa.Check.ge(0))
+            checks.append(pandera.Check.ge(0))
         if col.allowed:
-            checks.append(pa.Check.isin(list(col.allowed)))
-        columns[col.name] = pa.Column(
+            checks.append(pandera.Check.isin(list(col.allowed)))
+        columns[col.name] = pandera.Column(
             checks=checks, nullable=not col.required, unique=col.unique, required=False
         )
     frame_checks = []
     if spec.name == "opportunities" and {"stage", "closed_at"} <= present:
         frame_checks.append(
-            pa.Check(
+            pandera.Check(
                 lambda df: ~df["stage"].isin(CLOSED_STAGES) | df["closed_at"].notna(),
                 name=_CLOSED_NEEDS_CLOSED_AT,
             )
         )
-    return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False)
+    return pandera.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False)
 
 
 def check_columns(frame: pd.DataFrame, spec: TableSpec, report: ValidationReport) -> None:
@@ -271,6 +273,18 @@ def _report_failure(
 # --- relations between tables ----------------------------------------------------
 
 
+def is_in(values: pd.Series, known: pd.Series) -> np.ndarray:
+    """``values.isin(known)`` as a NumPy mask, computed by Arrow.
+
+    pandas' `isin` on Arrow-backed strings builds a Python list of the values; Arrow's
+    hash lookup is an order of magnitude faster on millions of touchpoints.
+    """
+    mask = pc.is_in(
+        pa.array(values, from_pandas=True), value_set=pa.array(known.dropna(), from_pandas=True)
+    )
+    return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def check_reference(
     frame: pd.DataFrame,
     spec: TableSpec,
@@ -281,11 +295,10 @@ def check_reference(
 ) -> None:
     """Every non-empty ``frame[column]`` must name an id of the target table."""
     values = frame[column]
-    known = target[target_spec.id_column]
-    dangling = values.notna() & ~values.isin(known)
+    dangling = values.notna().to_numpy() & ~is_in(values, target[target_spec.id_column])
     if not dangling.any():
         return
-    positions = np.flatnonzero(dangling.to_numpy())
+    positions = np.flatnonzero(dangling)
     report.add(
         "error",
         spec.name,
