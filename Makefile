@@ -24,7 +24,7 @@ $(STAMP):
 install: $(STAMP)
 
 demo: install
-	$(BIN)/leadscore generate --out $(DEMO_DIR)/crm --accounts $(DEMO_ACCOUNTS) --seed 7
+	$(BIN)/leadscore generate --out $(DEMO_DIR)/crm --accounts $(DEMO_ACCOUNTS) --seed 7 --overwrite
 	$(BIN)/leadscore validate $(DEMO_DIR)/crm
 
 lint: install
