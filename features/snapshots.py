@@ -1,0 +1,259 @@
+"""Training examples: (contact, as_of) snapshots with point-in-time features and labels.
+
+Exactly as the data contract's "What a training example is" says:
+
+- one row per eligible contact per as_of date; features use only data dated <= as_of;
+- eligible: the contact exists at as_of (created_at <= as_of) and neither its account nor
+  an opportunity with it as primary contact has an opportunity open at as_of;
+- `converted` = 1 when an opportunity of the contact's account, or with the contact as
+  primary contact, is created after as_of and closes won at or before as_of + horizon;
+- a snapshot whose as_of + horizon lies after the end of the data has no known label and
+  is never emitted;
+- `time_split` keeps a gap of one horizon between the last training as_of and the first
+  test as_of, so no outcome window overlaps.
+
+One more rule of ours: a contact with no touchpoint and no creation in the `active_days`
+before as_of (default 365) is dormant and not a lead in play; it is excluded and
+counted, so the training set is not flooded with contacts that stopped existing for
+marketing a year ago.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.crm import CRM
+from features.kernel import DAY, compute_features
+from features.registry import CATEGORICAL, FEATURE_NAMES
+from features.store import OPP_WON, EventStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """How training snapshots are taken."""
+
+    horizon_days: int = 90
+    every_days: int = 30
+    start: str | None = None  # first as_of (default: one step after the first touchpoint)
+    end: str | None = None  # last as_of considered (default: the end of the data)
+    active_days: int | None = 365  # None keeps dormant contacts too
+
+    def __post_init__(self) -> None:
+        if self.horizon_days < 1 or self.every_days < 1:
+            raise ValueError("horizon_days and every_days must be at least 1")
+        if self.active_days is not None and self.active_days < 1:
+            raise ValueError("active_days must be at least 1 (or None)")
+
+
+@dataclass
+class SnapshotReport:
+    """What was emitted and what was excluded, and why."""
+
+    data_end: pd.Timestamp
+    dates: list[pd.Timestamp] = field(default_factory=list)
+    immature_dates: list[pd.Timestamp] = field(default_factory=list)
+    rows: int = 0
+    positives: int = 0
+    excluded: dict[str, int] = field(
+        default_factory=lambda: {
+            "not yet created": 0,
+            "open opportunity at as_of": 0,
+            "dormant": 0,
+            "outcome window not closed": 0,
+        }
+    )
+
+    @property
+    def positive_rate(self) -> float:
+        return self.positives / self.rows if self.rows else float("nan")
+
+    def to_text(self) -> str:
+        span = f"{self.dates[0].date()} .. {self.dates[-1].date()}" if self.dates else "none"
+        lines = [
+            f"rows: {self.rows:,}  positives: {self.positives:,}  "
+            f"positive rate: {self.positive_rate:.2%}",
+            f"as_of dates: {len(self.dates)} ({span}); end of the data: {self.data_end}",
+            "excluded snapshots:",
+        ]
+        lines += [f"  {reason:<28} {count:>12,}" for reason, count in self.excluded.items()]
+        if self.immature_dates:
+            first = self.immature_dates[0].date()
+            n = len(self.immature_dates)
+            lines.append(f"  ({n} as_of dates from {first} on have no closed outcome window)")
+        return "\n".join(lines)
+
+
+def data_end(crm: CRM) -> pd.Timestamp:
+    """The latest timestamp anywhere in the export: the moment the export was taken."""
+    candidates = [
+        crm.touchpoints["occurred_at"].max(),
+        crm.contacts["created_at"].max(),
+        crm.opportunities["created_at"].max(),
+        crm.opportunities["closed_at"].max(),
+    ]
+    return max(pd.Timestamp(c) for c in candidates if pd.notna(c))
+
+
+def snapshot_dates(crm: CRM, cfg: SnapshotConfig) -> list[pd.Timestamp]:
+    """as_of dates every `every_days` over the data's span (touchpoints to the end)."""
+    end = pd.Timestamp(cfg.end, tz="UTC") if cfg.end else data_end(crm)
+    if cfg.start:
+        first = pd.Timestamp(cfg.start, tz="UTC")
+    else:
+        first_touch = crm.touchpoints["occurred_at"].min()
+        if pd.isna(first_touch):
+            return []
+        first = pd.Timestamp(first_touch).normalize() + pd.Timedelta(days=cfg.every_days)
+    return list(pd.date_range(first, end, freq=f"{cfg.every_days}D"))
+
+
+def to_epoch(ts: pd.Timestamp) -> int:
+    return int(ts.value // 1_000_000_000)
+
+
+def eligibility(store: EventStore, as_of: int, active_days: int | None) -> dict[str, np.ndarray]:
+    """Per-contact masks at one as_of: created, open opportunity, active."""
+    created = store.contact_created <= as_of
+    open_now = (store.opp_created <= as_of) & (store.opp_closed > as_of)
+    blocked = _flag_contacts(store, open_now)
+    if active_days is None:
+        active = np.ones(store.n_contacts, dtype=bool)
+    else:
+        since = as_of - active_days * DAY
+        lo = int(np.searchsorted(store.ev_time, since, side="right"))
+        hi = int(np.searchsorted(store.ev_time, as_of, side="right"))
+        touched = np.bincount(store.ev_contact[lo:hi], minlength=store.n_contacts) > 0
+        active = touched | ((store.contact_created > since) & created)
+    return {"created": created, "blocked": blocked, "active": active}
+
+
+def labels(store: EventStore, as_of: int, horizon_days: int) -> np.ndarray:
+    """1 where a deal of the contact's account (or with it as primary) opens after as_of
+    and is won within the horizon."""
+    won = (
+        (store.opp_created > as_of)
+        & (store.opp_stage == OPP_WON)
+        & (store.opp_closed <= as_of + horizon_days * DAY)
+    )
+    return _flag_contacts(store, won).astype(np.int8)
+
+
+def _flag_contacts(store: EventStore, opps: np.ndarray) -> np.ndarray:
+    """Contacts touched by the selected opportunities: through their account or as primary."""
+    by_account = np.zeros(store.n_accounts + 1, dtype=bool)  # last slot: "no account"
+    by_account[store.opp_account[opps]] = True
+    by_account[-1] = False
+    flags = by_account[store.contact_account]  # -1 indexes the "no account" slot
+    primary = store.opp_contact[opps]
+    flags[primary[primary >= 0]] = True
+    return flags
+
+
+def build_snapshots(
+    crm: CRM,
+    cfg: SnapshotConfig = SnapshotConfig(),
+    dates: Sequence[pd.Timestamp] | None = None,
+    store: EventStore | None = None,
+    on_date: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, SnapshotReport]:
+    """The training set: one row per eligible, mature (contact, as_of) snapshot.
+
+    Columns: contact_id, account_id, as_of, converted, then every feature of the registry.
+    """
+    store = store or EventStore.from_crm(crm)
+    end = data_end(crm)
+    report = SnapshotReport(data_end=end)
+    dates = list(dates) if dates is not None else snapshot_dates(crm, cfg)
+    end_s = to_epoch(end)
+    pair_contacts: list[np.ndarray] = []
+    pair_dates: list[np.ndarray] = []
+    pair_labels: list[np.ndarray] = []
+    for date in dates:
+        as_of = to_epoch(date)
+        masks = eligibility(store, as_of, cfg.active_days)
+        created, blocked, active = masks["created"], masks["blocked"], masks["active"]
+        report.excluded["not yet created"] += int((~created).sum())
+        report.excluded["open opportunity at as_of"] += int((created & blocked).sum())
+        report.excluded["dormant"] += int((created & ~blocked & ~active).sum())
+        eligible = np.flatnonzero(created & ~blocked & active)
+        if as_of + cfg.horizon_days * DAY > end_s:
+            report.excluded["outcome window not closed"] += len(eligible)
+            report.immature_dates.append(date)
+            continue
+        report.dates.append(date)
+        pair_contacts.append(eligible)
+        pair_dates.append(np.full(len(eligible), as_of, dtype=np.int64))
+        pair_labels.append(labels(store, as_of, cfg.horizon_days)[eligible])
+    contacts = np.concatenate(pair_contacts) if pair_contacts else np.zeros(0, dtype=np.int64)
+    as_of_s = np.concatenate(pair_dates) if pair_dates else np.zeros(0, dtype=np.int64)
+    converted = np.concatenate(pair_labels) if pair_labels else np.zeros(0, dtype=np.int8)
+    features = compute_features(store, contacts, as_of_s, on_date=on_date)
+    frame = snapshot_frame(store, contacts, as_of_s, features)
+    frame.insert(3, "converted", converted)
+    report.rows = len(frame)
+    report.positives = int(converted.sum())
+    return frame, report
+
+
+def snapshot_frame(
+    store: EventStore, contacts: np.ndarray, as_of: np.ndarray, features: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Identify rows (contact_id, account_id, as_of) and attach the feature columns."""
+    # index -1 ("no account") reads the trailing None
+    account_ids = np.concatenate([store.account_ids, np.array([None], dtype=object)])
+    columns: dict[str, object] = {
+        "contact_id": store.contact_ids[contacts],
+        "account_id": account_ids[store.contact_account[contacts]],
+        "as_of": pd.to_datetime(as_of, unit="s", utc=True),
+    }
+    for name in FEATURE_NAMES:
+        values = features[name]
+        columns[name] = pd.Categorical(values) if name in CATEGORICAL else values
+    return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """A time-ordered split with a purge gap of one horizon."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    last_train_as_of: pd.Timestamp
+    first_test_as_of: pd.Timestamp
+
+
+def time_split(
+    frame: pd.DataFrame,
+    horizon_days: int,
+    test_fraction: float = 0.25,
+    first_test_as_of: pd.Timestamp | None = None,
+) -> TimeSplit:
+    """Split snapshots by as_of: the last ``test_fraction`` of dates are the test set,
+    and training keeps only dates at least one horizon before the first test date.
+
+    Never a random split: a random split lets the model see the same contacts' futures.
+    """
+    dates = np.sort(frame["as_of"].unique())
+    if len(dates) < 2:
+        raise ValueError(f"a time split needs at least 2 as_of dates, the frame has {len(dates)}")
+    if first_test_as_of is None:
+        k = min(len(dates) - 1, max(1, round(len(dates) * (1 - test_fraction))))
+        first_test_as_of = pd.Timestamp(dates[k])
+    last_train = first_test_as_of - pd.Timedelta(days=horizon_days)
+    train = frame[frame["as_of"] <= last_train]
+    test = frame[frame["as_of"] >= first_test_as_of]
+    if train.empty or test.empty:
+        raise ValueError(
+            f"the time split leaves no {'training' if train.empty else 'test'} rows: as_of "
+            f"dates run {pd.Timestamp(dates[0]).date()}..{pd.Timestamp(dates[-1]).date()}, "
+            "the test starts at "
+            f"{first_test_as_of.date()} and the purge gap is {horizon_days} days"
+        )
+    return TimeSplit(train, test, pd.Timestamp(train["as_of"].max()), first_test_as_of)

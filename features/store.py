@@ -1,0 +1,366 @@
+"""The arrays the feature kernel reads: contacts, accounts, touchpoints, opportunities.
+
+There are two doors and one room. `EventStore.from_crm` turns a loaded CRM export
+(pandas, millions of rows) into arrays; `EventStore.from_leads` turns the context of
+one or more leads, as the API receives them (plain Python values), into the very same
+arrays. The kernel (`features.kernel`) only ever sees an `EventStore`, so the batch
+path that builds training rows and the single-lead path that serves them share every
+line of feature arithmetic.
+
+Times are whole seconds since the Unix epoch (UTC) in int64; a missing time is
+`NO_TIME` (the largest int64, i.e. "never").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from features.crm import CRM
+from features.fit import is_free_mail
+from features.taxonomy import (
+    DEPARTMENTS,
+    OTHER,
+    SENIORITY_LEVELS,
+    STAGE_OF_TYPE,
+    STAGES,
+    TOUCHPOINT_TYPES,
+)
+from features.titles import parse_title
+
+NO_TIME: Final = np.iinfo(np.int64).max
+TYPE_CODE: Final = {t: i for i, t in enumerate(TOUCHPOINT_TYPES)}
+STAGE_CODE: Final = {s: i for i, s in enumerate(STAGES)}
+#: stage code of each type code
+STAGE_OF_TYPE_CODE: Final = np.array([STAGE_CODE[STAGE_OF_TYPE[t]] for t in TOUCHPOINT_TYPES])
+SENIORITY_CODE: Final = {s: i for i, s in enumerate(SENIORITY_LEVELS)}
+DEPARTMENT_CODE: Final = {d: i for i, d in enumerate(DEPARTMENTS)}
+OPP_OPEN, OPP_WON, OPP_LOST = 0, 1, 2
+_OPP_STAGE_CODE: Final = {"open": OPP_OPEN, "closed_won": OPP_WON, "closed_lost": OPP_LOST}
+TOPIC_NONE, TOPIC_GENERAL, TOPIC_PRODUCT = -1, 0, 1
+
+
+@dataclass
+class EventStore:
+    """Everything the kernel needs, as parallel NumPy arrays.
+
+    Touchpoints are sorted by time (stable), so a time window is a slice.
+    """
+
+    # contacts
+    contact_ids: np.ndarray  # object
+    contact_account: np.ndarray  # int64 account index, -1 without an account
+    contact_created: np.ndarray  # int64 seconds
+    contact_seniority: np.ndarray  # int64 index into SENIORITY_LEVELS
+    contact_department: np.ndarray  # int64 index into DEPARTMENTS
+    contact_lead_source: np.ndarray  # object (str or None)
+    contact_free_mail: np.ndarray  # float64 1 / 0 / NaN
+    # accounts
+    account_ids: np.ndarray  # object
+    account_industry: np.ndarray  # object
+    account_employees: np.ndarray  # float64, NaN unknown
+    account_revenue: np.ndarray  # float64, NaN unknown
+    account_country: np.ndarray  # object
+    # touchpoints, sorted by time
+    ev_contact: np.ndarray  # int64 contact index
+    ev_time: np.ndarray  # int64 seconds
+    ev_type: np.ndarray  # int64 index into TOUCHPOINT_TYPES
+    ev_channel: np.ndarray  # int64 code per distinct channel, -1 empty
+    ev_topic: np.ndarray  # int64 TOPIC_*
+    # opportunities
+    opp_account: np.ndarray  # int64, -1 without a known account
+    opp_contact: np.ndarray  # int64, -1 without a primary contact
+    opp_created: np.ndarray  # int64 seconds
+    opp_closed: np.ndarray  # int64 seconds, NO_TIME while open
+    opp_stage: np.ndarray  # int64 OPP_*
+
+    @property
+    def n_contacts(self) -> int:
+        return len(self.contact_ids)
+
+    @property
+    def n_accounts(self) -> int:
+        return len(self.account_ids)
+
+    def contact_index(self, contact_ids: Sequence[str] | pd.Series) -> np.ndarray:
+        """Indices of the given contact ids; raises KeyError naming unknown ids."""
+        lookup = pd.Index(self.contact_ids)
+        idx = lookup.get_indexer(pd.Index(contact_ids))
+        if (idx < 0).any():
+            missing = [c for c, i in zip(contact_ids, idx, strict=True) if i < 0][:5]
+            raise KeyError(f"unknown contact ids: {', '.join(map(str, missing))}")
+        return idx.astype(np.int64)
+
+    def first_touch(self) -> tuple[np.ndarray, np.ndarray]:
+        """(time, type) of each contact's first touchpoint; NO_TIME / -1 without one."""
+        first_time = np.full(self.n_contacts, NO_TIME, dtype=np.int64)
+        first_type = np.full(self.n_contacts, -1, dtype=np.int64)
+        contacts, first = np.unique(self.ev_contact, return_index=True)  # time-sorted: first wins
+        first_time[contacts] = self.ev_time[first]
+        first_type[contacts] = self.ev_type[first]
+        return first_time, first_type
+
+    # --- door 1: a loaded CRM export ----------------------------------------------
+
+    @classmethod
+    def from_crm(cls, crm: CRM) -> EventStore:
+        """Arrays from a validated CRM (ids are unique and references resolve)."""
+        accounts, contacts = crm.accounts, crm.contacts
+        account_index = pd.Index(accounts["account_id"])
+        contact_index = pd.Index(contacts["contact_id"])
+        tp = crm.touchpoints
+        ev_contact = contact_index.get_indexer(tp["contact_id"]).astype(np.int64)
+        ev_time = seconds(tp["occurred_at"])
+        ev_type = _codes(tp["type"], TOUCHPOINT_TYPES, default=TYPE_CODE[OTHER])
+        channel_codes, _ = pd.factorize(tp["channel"], use_na_sentinel=True)
+        order = np.argsort(ev_time, kind="stable")
+        opps = crm.opportunities
+        return cls(
+            contact_ids=contacts["contact_id"].to_numpy(dtype=object),
+            contact_account=_index_or_missing(account_index, contacts["account_id"]),
+            contact_created=seconds(contacts["created_at"]),
+            contact_seniority=_codes(
+                contacts["seniority"], SENIORITY_LEVELS, SENIORITY_CODE["unknown"]
+            ),
+            contact_department=_codes(
+                contacts["department"], DEPARTMENTS, DEPARTMENT_CODE["unknown"]
+            ),
+            contact_lead_source=_objects(contacts["lead_source"]),
+            contact_free_mail=np.array(
+                [is_free_mail(e) for e in _objects(contacts["email"])], dtype=float
+            ),
+            account_ids=accounts["account_id"].to_numpy(dtype=object),
+            account_industry=_objects(accounts["industry"]),
+            account_employees=accounts["employees"].astype("float64").to_numpy(na_value=np.nan),
+            account_revenue=accounts["annual_revenue"].astype("float64").to_numpy(na_value=np.nan),
+            account_country=_objects(accounts["country"]),
+            ev_contact=ev_contact[order],
+            ev_time=ev_time[order],
+            ev_type=ev_type[order],
+            ev_channel=channel_codes.astype(np.int64)[order],
+            ev_topic=_topic_codes(tp["topic"])[order],
+            opp_account=_index_or_missing(account_index, opps["account_id"]),
+            opp_contact=_index_or_missing(contact_index, opps["contact_id"]),
+            opp_created=seconds(opps["created_at"]),
+            opp_closed=np.where(
+                opps["stage"].to_numpy() == "open", NO_TIME, seconds(opps["closed_at"])
+            ),
+            opp_stage=_codes(opps["stage"], tuple(_OPP_STAGE_CODE), OPP_OPEN),
+        )
+
+    # --- door 2: leads as the API receives them -----------------------------------
+
+    @classmethod
+    def from_leads(cls, leads: Sequence[LeadContext]) -> EventStore:
+        """Arrays from in-memory lead contexts; each lead keeps its own account copy.
+
+        The scored contact of lead k is contact index `lead_rows[k]` of the result,
+        see `lead_rows`. Committee members are contacts of the lead's account.
+        """
+        b = _Builder()
+        for lead in leads:
+            b.add_lead(lead)
+        return b.build(cls)
+
+
+def lead_rows(leads: Sequence[LeadContext]) -> np.ndarray:
+    """Contact index of each lead's scored contact in `EventStore.from_leads(leads)`."""
+    sizes = [1 + len(lead.committee) for lead in leads]
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LeadContext:
+    """One lead and what is known around it, in the data contract's field names.
+
+    ``contact``, ``account``, touchpoints and opportunities are mappings with the
+    contract's columns; timestamps are ISO 8601 strings or datetimes. ``committee`` holds
+    the other contacts of the account, each with its touchpoints.
+    """
+
+    contact: Mapping[str, Any]
+    account: Mapping[str, Any] | None = None
+    touchpoints: Sequence[Mapping[str, Any]] = ()
+    committee: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]] = ()
+    opportunities: Sequence[Mapping[str, Any]] = ()
+
+
+class _Builder:
+    """Accumulates leads into lists, then makes an EventStore of them."""
+
+    def __init__(self) -> None:
+        self.c: dict[str, list[Any]] = {
+            k: [] for k in ("id", "acc", "created", "sen", "dep", "src", "free")
+        }
+        self.a: dict[str, list[Any]] = {k: [] for k in ("id", "ind", "emp", "rev", "cty")}
+        self.e: dict[str, list[Any]] = {k: [] for k in ("c", "t", "type", "chan", "topic")}
+        self.o: dict[str, list[Any]] = {k: [] for k in ("acc", "c", "created", "closed", "stage")}
+        self.channels: dict[str, int] = {}
+
+    def add_lead(self, lead: LeadContext) -> None:
+        acc = -1
+        if lead.account is not None:
+            acc = len(self.a["id"])
+            a = lead.account
+            self.a["id"].append(a.get("account_id"))
+            self.a["ind"].append(_text(a.get("industry")))
+            self.a["emp"].append(_number(a.get("employees")))
+            self.a["rev"].append(_number(a.get("annual_revenue")))
+            self.a["cty"].append(_text(a.get("country")))
+        first = len(self.c["id"])
+        for k, (contact, touches) in enumerate([(lead.contact, lead.touchpoints), *lead.committee]):
+            self._add_contact(contact, acc)
+            for tp in touches:
+                self._add_touch(first + k, tp)
+        for opp in lead.opportunities:
+            self.o["acc"].append(acc)
+            primary = opp.get("contact_id")
+            self.o["c"].append(
+                first if primary is not None and primary == lead.contact.get("contact_id") else -1
+            )
+            self.o["created"].append(to_seconds(opp.get("created_at")))
+            stage = _OPP_STAGE_CODE.get(str(opp.get("stage", "open")).lower(), OPP_OPEN)
+            closed = to_seconds(opp.get("closed_at"))
+            self.o["closed"].append(NO_TIME if stage == OPP_OPEN or closed is None else closed)
+            self.o["stage"].append(stage)
+
+    def _add_contact(self, contact: Mapping[str, Any], acc: int) -> None:
+        seniority = _text(contact.get("seniority"))
+        department = _text(contact.get("department"))
+        if seniority is None or department is None:
+            parsed = parse_title(_text(contact.get("job_title")))
+            seniority = seniority or parsed[0]
+            department = department or parsed[1]
+        self.c["id"].append(contact.get("contact_id"))
+        self.c["acc"].append(acc)
+        self.c["created"].append(to_seconds(contact.get("created_at")))
+        self.c["sen"].append(SENIORITY_CODE.get(seniority.lower(), SENIORITY_CODE["unknown"]))
+        self.c["dep"].append(DEPARTMENT_CODE.get(department.lower(), DEPARTMENT_CODE["unknown"]))
+        self.c["src"].append(_text(contact.get("lead_source")))
+        self.c["free"].append(is_free_mail(_text(contact.get("email"))))
+
+    def _add_touch(self, contact: int, tp: Mapping[str, Any]) -> None:
+        self.e["c"].append(contact)
+        self.e["t"].append(to_seconds(tp.get("occurred_at")))
+        self.e["type"].append(
+            TYPE_CODE.get(str(tp.get("type", OTHER)).strip().lower(), TYPE_CODE[OTHER])
+        )
+        channel = _text(tp.get("channel"))
+        self.e["chan"].append(
+            -1 if channel is None else self.channels.setdefault(channel, len(self.channels))
+        )
+        topic = (_text(tp.get("topic")) or "").lower()
+        self.e["topic"].append(
+            TOPIC_PRODUCT
+            if topic == "product"
+            else TOPIC_GENERAL
+            if topic == "general"
+            else TOPIC_NONE
+        )
+
+    def build(self, cls: type[EventStore]) -> EventStore:
+        ev_time = np.array(self.e["t"], dtype=np.int64)
+        order = np.argsort(ev_time, kind="stable")
+
+        def ints(values: list[Any]) -> np.ndarray:
+            return np.array(values, dtype=np.int64)
+
+        return cls(
+            contact_ids=np.array(self.c["id"], dtype=object),
+            contact_account=ints(self.c["acc"]),
+            contact_created=ints(self.c["created"]),
+            contact_seniority=ints(self.c["sen"]),
+            contact_department=ints(self.c["dep"]),
+            contact_lead_source=np.array(self.c["src"], dtype=object),
+            contact_free_mail=np.array(self.c["free"], dtype=float),
+            account_ids=np.array(self.a["id"], dtype=object),
+            account_industry=np.array(self.a["ind"], dtype=object),
+            account_employees=np.array(self.a["emp"], dtype=float),
+            account_revenue=np.array(self.a["rev"], dtype=float),
+            account_country=np.array(self.a["cty"], dtype=object),
+            ev_contact=ints(self.e["c"])[order],
+            ev_time=ev_time[order],
+            ev_type=ints(self.e["type"])[order],
+            ev_channel=ints(self.e["chan"])[order],
+            ev_topic=ints(self.e["topic"])[order],
+            opp_account=ints(self.o["acc"]),
+            opp_contact=ints(self.o["c"]),
+            opp_created=ints(self.o["created"]),
+            opp_closed=ints(self.o["closed"]),
+            opp_stage=ints(self.o["stage"]),
+        )
+
+
+# --- conversions ------------------------------------------------------------------
+
+
+def seconds(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 seconds since the epoch; NaT becomes NO_TIME."""
+    as_seconds = values.dt.tz_convert(None).astype("datetime64[s]")
+    out = as_seconds.to_numpy().astype(np.int64)
+    out[values.isna().to_numpy()] = NO_TIME
+    return out
+
+
+def to_seconds(value: Any) -> int:
+    """One timestamp (ISO 8601 text, datetime or pandas Timestamp) as UTC seconds.
+
+    A value without an offset is UTC, as in the data contract. Raises ValueError on
+    text that is not a timestamp; None gives NO_TIME.
+    """
+    if value is None:
+        return int(NO_TIME)
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.strip())
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return int(value.timestamp() // 1)
+    if isinstance(value, dt.date):
+        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
+    raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}")
+
+
+def _codes(values: pd.Series, vocabulary: Sequence[str], default: int) -> np.ndarray:
+    codes = pd.Categorical(values, categories=list(vocabulary)).codes.astype(np.int64)
+    codes[codes < 0] = default
+    return codes
+
+
+def _index_or_missing(index: pd.Index, values: pd.Series) -> np.ndarray:
+    targets = pd.Index(values.astype(object).where(values.notna(), None))
+    return index.get_indexer(targets).astype(np.int64)
+
+
+def _objects(values: pd.Series) -> np.ndarray:
+    return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
+
+
+def _topic_codes(topics: pd.Series) -> np.ndarray:
+    lowered = topics.str.lower()
+    return np.select(
+        [
+            (lowered == "product").to_numpy(dtype=bool, na_value=False),
+            (lowered == "general").to_numpy(dtype=bool, na_value=False),
+        ],
+        [TOPIC_PRODUCT, TOPIC_GENERAL],
+        TOPIC_NONE,
+    ).astype(np.int64)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _number(value: Any) -> float:
+    if value is None or value == "":
+        return float("nan")
+    return float(value)
