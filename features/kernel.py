@@ -101,42 +101,72 @@ class _Context:
         self.seen = upto
 
 
+@dataclass
+class FeatureBlock:
+    """Features of n snapshots: one float32 matrix for the numeric features (column-major,
+    registry order, NaN where undefined) and one object array per categorical feature.
+
+    The matrix is what a model eats and what a DataFrame adopts without copying.
+    """
+
+    numeric: np.ndarray  # (n, len(NUMERIC)) float32, Fortran order
+    categorical: dict[str, np.ndarray]  # name -> object array of str or None
+
+    def column(self, name: str) -> np.ndarray:
+        if name in self.categorical:
+            return self.categorical[name]
+        return self.numeric[:, _NUMERIC_INDEX[name]]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Every feature by name, in registry order."""
+        return {name: self.column(name) for name in R.FEATURE_NAMES}
+
+
+_NUMERIC_INDEX = {name: i for i, name in enumerate(R.NUMERIC)}
+_ALL_FEATURES = frozenset(R.FEATURE_NAMES)
+
+
 def compute_features(
     store: EventStore,
     contacts: np.ndarray,
     as_of: np.ndarray,
     on_date: Callable[[int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Feature columns, in registry order, for the pairs (contacts[i], as_of[i]).
+) -> FeatureBlock:
+    """Features for the pairs (contacts[i], as_of[i]).
 
     ``contacts`` are contact indices of ``store``; ``as_of`` are UTC epoch seconds.
-    Numeric columns are float32 (NaN where a feature is undefined: LightGBM's input
-    type, and half the memory of millions of training rows); categorical columns are
-    object arrays of strings or None. ``on_date`` is called after each as_of (progress).
+    Numeric features are float32 (LightGBM's input type, and half the memory of
+    millions of training rows). ``on_date`` is called after each as_of (progress).
     """
     contacts = np.asarray(contacts, dtype=np.int64)
     as_of = np.asarray(as_of, dtype=np.int64)
     n = len(contacts)
-    out = {
-        f.name: np.full(n, None, dtype=object)
-        if f.kind == "categorical"
-        else np.full(n, np.nan, dtype=np.float32)
-        for f in R.FEATURES
-    }
+    block = FeatureBlock(
+        # Every cell is written below: each as_of fills every feature of its rows.
+        numeric=np.empty((n, len(R.NUMERIC)), dtype=np.float32, order="F"),
+        categorical={name: np.full(n, None, dtype=object) for name in R.CATEGORICAL},
+    )
     if n == 0:
-        return out
+        return block
     ctx = _Context.of(store)
-    order = np.argsort(as_of, kind="stable")
+    # Pairs usually arrive grouped by date (the snapshot builder emits them so); then
+    # each date's rows are a slice, and gathering them is a plain copy.
+    presorted = bool(np.all(as_of[1:] >= as_of[:-1]))
+    order = np.arange(n) if presorted else np.argsort(as_of, kind="stable")
     dates, starts = np.unique(as_of[order], return_index=True)
     bounds = [*starts[1:], n]
     for date, lo, hi in zip(dates, starts, bounds, strict=True):
-        rows = order[lo:hi]
+        rows: slice | np.ndarray = slice(lo, hi) if presorted else order[lo:hi]
+        who = contacts[rows]
         columns = _features_at(ctx, int(date))
         for name, values in columns.items():
-            out[name][rows] = values[contacts[rows]]
+            if name in block.categorical:
+                block.categorical[name][rows] = values[who]
+            else:
+                block.numeric[rows, _NUMERIC_INDEX[name]] = values[who]
         if on_date is not None:
             on_date(int(date))
-    return out
+    return block
 
 
 def _features_at(ctx: _Context, as_of: int) -> dict[str, np.ndarray]:
@@ -148,6 +178,8 @@ def _features_at(ctx: _Context, as_of: int) -> dict[str, np.ndarray]:
     _recency(ctx, as_of, columns)
     _committee(ctx, as_of, windows, columns)
     _fit(ctx.store, columns)
+    if columns.keys() != _ALL_FEATURES:  # the registry and the kernel must agree
+        raise RuntimeError(f"kernel/registry mismatch: {sorted(columns.keys() ^ _ALL_FEATURES)}")
     return columns
 
 

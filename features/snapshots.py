@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from features.crm import CRM
-from features.kernel import DAY, compute_features
-from features.registry import CATEGORICAL, FEATURE_NAMES
+from features.kernel import DAY, FeatureBlock, compute_features
+from features.registry import NUMERIC
 from features.store import OPP_WON, EventStore
 
 logger = logging.getLogger(__name__)
@@ -203,20 +203,26 @@ def build_snapshots(
 
 
 def snapshot_frame(
-    store: EventStore, contacts: np.ndarray, as_of: np.ndarray, features: dict[str, np.ndarray]
+    store: EventStore, contacts: np.ndarray, as_of: np.ndarray, features: FeatureBlock
 ) -> pd.DataFrame:
-    """Identify rows (contact_id, account_id, as_of) and attach the feature columns."""
+    """Rows (contact_id, account_id, as_of), then the numeric and categorical features.
+
+    The numeric block is adopted without a copy; categoricals become pandas Categoricals.
+    """
     # index -1 ("no account") reads the trailing None
     account_ids = np.concatenate([store.account_ids, np.array([None], dtype=object)])
-    columns: dict[str, object] = {
-        "contact_id": store.contact_ids[contacts],
-        "account_id": account_ids[store.contact_account[contacts]],
-        "as_of": pd.to_datetime(as_of, unit="s", utc=True),
-    }
-    for name in FEATURE_NAMES:
-        values = features[name]
-        columns[name] = pd.Categorical(values) if name in CATEGORICAL else values
-    return pd.DataFrame(columns)
+    ids = pd.DataFrame(
+        {
+            "contact_id": store.contact_ids[contacts],
+            "account_id": account_ids[store.contact_account[contacts]],
+            "as_of": pd.to_datetime(as_of, unit="s", utc=True),
+        }
+    )
+    numeric = pd.DataFrame(features.numeric, columns=list(NUMERIC), copy=False)
+    categorical = pd.DataFrame(
+        {name: pd.Categorical(values) for name, values in features.categorical.items()}
+    )
+    return pd.concat([ids, numeric, categorical], axis=1)
 
 
 @dataclass(frozen=True)

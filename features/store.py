@@ -20,6 +20,8 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.crm import CRM
 from features.fit import is_free_mail
@@ -111,18 +113,16 @@ class EventStore:
     def from_crm(cls, crm: CRM) -> EventStore:
         """Arrays from a validated CRM (ids are unique and references resolve)."""
         accounts, contacts = crm.accounts, crm.contacts
-        account_index = pd.Index(accounts["account_id"])
-        contact_index = pd.Index(contacts["contact_id"])
+        account_ids, contact_ids = accounts["account_id"], contacts["contact_id"]
         tp = crm.touchpoints
-        ev_contact = contact_index.get_indexer(tp["contact_id"]).astype(np.int64)
+        ev_contact = lookup(tp["contact_id"], contact_ids)
         ev_time = seconds(tp["occurred_at"])
         ev_type = _codes(tp["type"], TOUCHPOINT_TYPES, default=TYPE_CODE[OTHER])
-        channel_codes, _ = pd.factorize(tp["channel"], use_na_sentinel=True)
         order = np.argsort(ev_time, kind="stable")
         opps = crm.opportunities
         return cls(
             contact_ids=contacts["contact_id"].to_numpy(dtype=object),
-            contact_account=_index_or_missing(account_index, contacts["account_id"]),
+            contact_account=lookup(contacts["account_id"], account_ids),
             contact_created=seconds(contacts["created_at"]),
             contact_seniority=_codes(
                 contacts["seniority"], SENIORITY_LEVELS, SENIORITY_CODE["unknown"]
@@ -142,10 +142,10 @@ class EventStore:
             ev_contact=ev_contact[order],
             ev_time=ev_time[order],
             ev_type=ev_type[order],
-            ev_channel=channel_codes.astype(np.int64)[order],
+            ev_channel=_factorize(tp["channel"])[order],
             ev_topic=_topic_codes(tp["topic"])[order],
-            opp_account=_index_or_missing(account_index, opps["account_id"]),
-            opp_contact=_index_or_missing(contact_index, opps["contact_id"]),
+            opp_account=lookup(opps["account_id"], account_ids),
+            opp_contact=lookup(opps["contact_id"], contact_ids),
             opp_created=seconds(opps["created_at"]),
             opp_closed=np.where(
                 opps["stage"].to_numpy() == "open", NO_TIME, seconds(opps["closed_at"])
@@ -326,15 +326,33 @@ def to_seconds(value: Any) -> int:
     raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}")
 
 
+def lookup(values: pd.Series, vocabulary: pd.Series | Sequence[str]) -> np.ndarray:
+    """Position of each value in ``vocabulary`` (-1 when absent or missing), by Arrow.
+
+    Arrow's hash lookup in C++ is several times faster than pandas' on millions of
+    Arrow-backed strings, and this runs once per touchpoint.
+    """
+    positions = pc.index_in(_arrow_text(values), value_set=_arrow_text(vocabulary))
+    return np.asarray(positions.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _arrow_text(values: pd.Series | Sequence[str]) -> pa.Array:
+    array = pa.array(values, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):  # Arrow-backed pandas columns come chunked
+        array = array.combine_chunks()
+    return array if pa.types.is_string(array.type) else array.cast(pa.string())
+
+
 def _codes(values: pd.Series, vocabulary: Sequence[str], default: int) -> np.ndarray:
-    codes = pd.Categorical(values, categories=list(vocabulary)).codes.astype(np.int64)
+    codes = lookup(values, vocabulary)
     codes[codes < 0] = default
     return codes
 
 
-def _index_or_missing(index: pd.Index, values: pd.Series) -> np.ndarray:
-    targets = pd.Index(values.astype(object).where(values.notna(), None))
-    return index.get_indexer(targets).astype(np.int64)
+def _factorize(values: pd.Series) -> np.ndarray:
+    """Integer codes of distinct non-empty values (-1 for missing)."""
+    encoded = pc.dictionary_encode(_arrow_text(values)).indices
+    return np.asarray(encoded.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _objects(values: pd.Series) -> np.ndarray:
@@ -342,15 +360,10 @@ def _objects(values: pd.Series) -> np.ndarray:
 
 
 def _topic_codes(topics: pd.Series) -> np.ndarray:
-    lowered = topics.str.lower()
-    return np.select(
-        [
-            (lowered == "product").to_numpy(dtype=bool, na_value=False),
-            (lowered == "general").to_numpy(dtype=bool, na_value=False),
-        ],
-        [TOPIC_PRODUCT, TOPIC_GENERAL],
-        TOPIC_NONE,
-    ).astype(np.int64)
+    """TOPIC_GENERAL (0) / TOPIC_PRODUCT (1) by position in the value set; else TOPIC_NONE."""
+    lowered = pc.utf8_lower(_arrow_text(topics))
+    codes = pc.index_in(lowered, value_set=pa.array(["general", "product"]))
+    return np.asarray(codes.fill_null(TOPIC_NONE).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _text(value: Any) -> str | None:
