@@ -23,11 +23,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from features.crm import CRM
+from features.crm import CRM, load_crm
 from features.kernel import DAY, FeatureBlock, compute_features
 from features.registry import NUMERIC
 from features.store import OPP_WON, EventStore
@@ -263,3 +265,28 @@ def time_split(
             f"{first_test_as_of.date()} and the purge gap is {horizon_days} days"
         )
     return TimeSplit(train, test, pd.Timestamp(train["as_of"].max()), first_test_as_of)
+
+
+def build_dataset(
+    data: str | Path,
+    out: str | Path,
+    cfg: SnapshotConfig = SnapshotConfig(),
+    progress: bool = False,
+) -> SnapshotReport:
+    """Load a CRM folder, build its training snapshots and write them as Parquet.
+
+    Raises `InvalidCRMError` when the export is refused (its report says why).
+    """
+    crm = load_crm(data)
+    store = EventStore.from_crm(crm)
+    dates = snapshot_dates(crm, cfg)
+    mature = [d for d in dates if d + pd.Timedelta(days=cfg.horizon_days) <= data_end(crm)]
+    with tqdm(total=len(mature), desc="snapshots", unit="as_of", disable=not progress) as bar:
+        frame, report = build_snapshots(
+            crm, cfg, dates=dates, store=store, on_date=lambda _: bar.update()
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    logger.info("wrote %s snapshots to %s", f"{len(frame):,}", out)
+    return report

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from features.crm import CRM
 from features.fit import is_free_mail
+from features.lead import LeadContext
 from features.taxonomy import (
     DEPARTMENTS,
     OTHER,
@@ -174,22 +175,6 @@ def lead_rows(leads: Sequence[LeadContext]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class LeadContext:
-    """One lead and what is known around it, in the data contract's field names.
-
-    ``contact``, ``account``, touchpoints and opportunities are mappings with the
-    contract's columns; timestamps are ISO 8601 strings or datetimes. ``committee`` holds
-    the other contacts of the account, each with its touchpoints.
-    """
-
-    contact: Mapping[str, Any]
-    account: Mapping[str, Any] | None = None
-    touchpoints: Sequence[Mapping[str, Any]] = ()
-    committee: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]] = ()
-    opportunities: Sequence[Mapping[str, Any]] = ()
-
-
 class _Builder:
     """Accumulates leads into lists, then makes an EventStore of them."""
 
@@ -217,8 +202,13 @@ class _Builder:
             self._add_contact(contact, acc)
             for tp in touches:
                 self._add_touch(first + k, tp)
+        account_id = lead.account.get("account_id") if lead.account is not None else None
         for opp in lead.opportunities:
-            self.o["acc"].append(acc)
+            # A deal of another account, with this contact as primary, is not this
+            # account's history; it still counts for the contact's eligibility and label.
+            self.o["acc"].append(
+                acc if account_id is not None and opp.get("account_id") == account_id else -1
+            )
             primary = opp.get("contact_id")
             self.o["c"].append(
                 first if primary is not None and primary == lead.contact.get("contact_id") else -1

@@ -317,9 +317,10 @@ def parse_titles(titles: pd.Series) -> pd.DataFrame:
     """
     distinct = titles.dropna().unique()
     parsed = {t: parse_title(str(t)) for t in distinct}
-    seniority = titles.map({t: s for t, (s, _) in parsed.items()}).fillna(UNKNOWN)
-    department = titles.map({t: d for t, (_, d) in parsed.items()}).fillna(UNKNOWN)
-    return pd.DataFrame(
-        {"seniority": seniority.astype(object), "department": department.astype(object)},
-        index=titles.index,
-    )
+
+    def lookup(part: int) -> pd.Series:
+        # object dtype first: with no titles at all, map() would give a float column
+        mapped = titles.map({t: p[part] for t, p in parsed.items()}).astype(object)
+        return mapped.where(mapped.notna(), UNKNOWN)
+
+    return pd.DataFrame({"seniority": lookup(0), "department": lookup(1)}, index=titles.index)

@@ -77,6 +77,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_REFUSED
 
 
+def cmd_build_dataset(args: argparse.Namespace) -> int:
+    from features.snapshots import SnapshotConfig, build_dataset
+    from features.validation import InvalidCRMError
+
+    cfg = SnapshotConfig(
+        horizon_days=args.horizon_days,
+        every_days=args.snapshot_every_days,
+        start=args.start,
+        end=args.end,
+        active_days=args.active_days or None,
+    )
+    try:
+        report = build_dataset(args.data, args.out, cfg, progress=not args.quiet)
+    except InvalidCRMError as exc:
+        raise UserError(
+            f"{exc}\n(run `leadscore validate {args.data}` for the full report)"
+        ) from exc
+    print(f"wrote {args.out}")
+    print(report.to_text())
+    return EXIT_OK
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
@@ -108,6 +130,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     val.add_argument("--json", action="store_true", help="print the report as JSON")
     val.set_defaults(func=cmd_validate)
+    ds = sub.add_parser("build-dataset", help="build point-in-time training snapshots")
+    ds.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    ds.add_argument("--out", required=True, type=Path, help="Parquet file to write")
+    ds.add_argument(
+        "--horizon-days",
+        type=_positive_int,
+        default=90,
+        help="a deal won within this many days after as_of is a conversion",
+    )
+    ds.add_argument("--snapshot-every-days", type=_positive_int, default=30)
+    ds.add_argument(
+        "--start",
+        type=_date,
+        default=None,
+        help="first as_of (default: a step after the first touchpoint)",
+    )
+    ds.add_argument(
+        "--end",
+        type=_date,
+        default=None,
+        help="last as_of considered (default: the end of the data)",
+    )
+    ds.add_argument(
+        "--active-days",
+        type=int,
+        default=365,
+        help="leave out contacts with no "
+        "touchpoint or creation in this many days before as_of (0 keeps them all)",
+    )
+    ds.add_argument("--quiet", action="store_true", help="no progress bar")
+    ds.set_defaults(func=cmd_build_dataset)
     return parser
 
 

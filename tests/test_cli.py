@@ -73,3 +73,35 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "no file accounts.csv or accounts.parquet" in result.stdout
+
+
+def test_build_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    crm = tmp_path / "crm"
+    assert main(["generate", "--out", str(crm), "--accounts", "120", "--seed", "2", "--quiet"]) == 0
+    out = tmp_path / "ds" / "train.parquet"
+    code = main(["build-dataset", "--data", str(crm), "--out", str(out), "--horizon-days", "60",
+                 "--snapshot-every-days", "45", "--quiet"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    frame = pd.read_parquet(out)
+    assert {"contact_id", "account_id", "as_of", "converted", "decision_touches_30d"} <= set(
+        frame.columns
+    )
+    assert f"rows: {len(frame):,}" in printed and "positive rate" in printed
+    assert "outcome window not closed" in printed
+    # Every emitted as_of has a closed outcome window.
+    end = pd.Timestamp("2026-01-01", tz="UTC")
+    assert (frame["as_of"] + pd.Timedelta(days=60) <= end).all()
+    assert frame["as_of"].nunique() > 5
+
+
+def test_build_dataset_on_a_refused_export_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "train.parquet"
+    assert main(["build-dataset", "--data", str(tmp_path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "was refused" in err and "leadscore validate" in err and "Traceback" not in err
+    assert not out.exists()
