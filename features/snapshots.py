@@ -282,9 +282,11 @@ def build_dataset(
     dates = snapshot_dates(crm, cfg)
     mature = [d for d in dates if d + pd.Timedelta(days=cfg.horizon_days) <= data_end(crm)]
     with tqdm(total=len(mature), desc="snapshots", unit="as_of", disable=not progress) as bar:
-        frame, report = build_snapshots(
-            crm, cfg, dates=dates, store=store, on_date=lambda _: bar.update()
-        )
+
+        def tick(_: int) -> None:
+            bar.update()
+
+        frame, report = build_snapshots(crm, cfg, dates=dates, store=store, on_date=tick)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
