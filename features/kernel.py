@@ -53,6 +53,11 @@ _TYPE_NAMES = np.array([*TOUCHPOINT_TYPES, None], dtype=object)  # index -1 -> N
 _LN2 = np.log(2.0)
 
 
+def _halvings(seconds: np.ndarray | int) -> np.ndarray:
+    """0.5 ** (age / half-life) for ages in seconds."""
+    return np.exp(-_LN2 * np.asarray(seconds, dtype=float) / (R.DECAY_HALF_LIFE_DAYS * DAY))
+
+
 @dataclass
 class _Context:
     """What one `compute_features` call derives from the store once, and the state it
@@ -69,6 +74,8 @@ class _Context:
     last_decision: np.ndarray
     unsubscribed: np.ndarray
     bounced: np.ndarray
+    decayed: np.ndarray  # (contacts, stages): recency-weighted counts as of `decayed_at`
+    decayed_at: int
 
     @classmethod
     def of(cls, store: EventStore) -> _Context:
@@ -86,13 +93,28 @@ class _Context:
             never.copy(),
             np.zeros(n),
             np.zeros(n),
+            np.zeros((n, _N_STAGES)),
+            0,
         )
 
-    def advance(self, upto: int) -> None:
-        """Fold the events [seen, upto) into the running last-touch and flag state."""
+    def advance(self, upto: int, as_of: int) -> None:
+        """Fold the events [seen, upto), all dated <= as_of, into the running state.
+
+        Decayed counts move forward exactly: what was known at the previous date is
+        multiplied by 0.5^(elapsed / half-life), and the new events are added with their
+        own weights. Each event is folded in once, whatever the number of dates.
+        """
         new = slice(self.seen, upto)
         store = self.store
         contact, time, type_ = store.ev_contact[new], store.ev_time[new], store.ev_type[new]
+        self.decayed *= _halvings(as_of - self.decayed_at)
+        weight = _halvings(as_of - time)
+        self.decayed += np.bincount(
+            contact * _N_STAGES + self.ev_stage[new],
+            weights=weight,
+            minlength=store.n_contacts * _N_STAGES,
+        ).reshape(store.n_contacts, _N_STAGES)
+        self.decayed_at = as_of
         np.maximum.at(self.last_touch, contact, time)
         decision = self.ev_stage[new] == _DECISION
         np.maximum.at(self.last_decision, contact[decision], time[decision])
@@ -172,7 +194,7 @@ def compute_features(
 def _features_at(ctx: _Context, as_of: int) -> dict[str, np.ndarray]:
     """Every feature for every contact of the store at one as_of (all-contact arrays)."""
     upto = int(np.searchsorted(ctx.store.ev_time, as_of, side="right"))
-    ctx.advance(upto)
+    ctx.advance(upto, as_of)
     columns: dict[str, np.ndarray] = {}
     windows = _window_counts(ctx, as_of, upto, columns)
     _recency(ctx, as_of, columns)
@@ -201,20 +223,20 @@ def _window_counts(
     for w in R.WINDOWS_DAYS:
         sl = slice(_start_of(store, as_of, w), upto)
         c = store.ev_contact[sl]
-        total = np.bincount(c, minlength=n).astype(float)
+        total = np.bincount(c, minlength=n)
         by_stage = np.bincount(c * _N_STAGES + stage[sl], minlength=n * _N_STAGES).reshape(
             n, _N_STAGES
         )
-        raw[w] = {"total": total, "decision": by_stage[:, _DECISION].astype(float)}
+        raw[w] = {"total": total, "decision": by_stage[:, _DECISION]}
         columns[f"touches_{w}d"] = total
         for s in R.COUNTED_STAGES:
-            columns[f"{s}_touches_{w}d"] = by_stage[:, STAGE_CODE[s]].astype(float)
+            columns[f"{s}_touches_{w}d"] = by_stage[:, STAGE_CODE[s]]  # the matrix casts
         k = key[sl]
         keyed = k >= 0
         n_keys = len(R.KEY_TYPES)
         by_key = np.bincount(c[keyed] * n_keys + k[keyed], minlength=n * n_keys).reshape(n, n_keys)
         for i, type_ in enumerate(R.KEY_TYPES):
-            columns[f"{type_}_{w}d"] = by_key[:, i].astype(float)
+            columns[f"{type_}_{w}d"] = by_key[:, i]
     # Diversity and topic, last 90 days.
     sl = slice(_start_of(store, as_of, R.MID_WINDOW_DAYS), upto)
     c = store.ev_contact[sl]
@@ -241,15 +263,10 @@ def _window_counts(
     columns["careers_page_views_365d"] = np.bincount(
         store.ev_contact[sl][careers], minlength=n
     ).astype(float)
-    # Recency-weighted counts over everything up to as_of.
-    c = store.ev_contact[:upto]
-    weight = np.exp(-_LN2 * (as_of - store.ev_time[:upto]) / (R.DECAY_HALF_LIFE_DAYS * DAY))
-    by_stage = np.bincount(
-        c * _N_STAGES + stage[:upto], weights=weight, minlength=n * _N_STAGES
-    ).reshape(n, _N_STAGES)
-    columns["touches_decayed"] = by_stage.sum(axis=1)
+    # Recency-weighted counts over everything up to as_of (carried forward by advance()).
+    columns["touches_decayed"] = ctx.decayed.sum(axis=1)
     for s in R.COUNTED_STAGES:
-        columns[f"{s}_touches_decayed"] = by_stage[:, STAGE_CODE[s]]
+        columns[f"{s}_touches_decayed"] = ctx.decayed[:, STAGE_CODE[s]].copy()
     return raw
 
 
@@ -259,9 +276,10 @@ def _distinct_per_contact(
     """How many distinct codes each contact has among the given events."""
     if n_codes == 0 or len(contact) == 0:
         return np.zeros(n)
-    if n * n_codes <= 20_000_000:  # a dense table is cheaper than sorting
-        seen = np.bincount(contact * n_codes + code, minlength=n * n_codes).reshape(n, n_codes)
-        return (seen > 0).sum(axis=1).astype(float)
+    if n * n_codes <= 50_000_000:  # a dense boolean table is cheaper than sorting
+        seen = np.zeros(n * n_codes, dtype=bool)
+        seen[contact * n_codes + code] = True
+        return seen.reshape(n, n_codes).sum(axis=1)
     pairs = np.unique(contact.astype(np.int64) * n_codes + code)
     return np.bincount(pairs // n_codes, minlength=n).astype(float)
 

@@ -205,3 +205,35 @@ def label(name: str) -> str:
     """The human-readable label of a feature (the name itself for unknown names)."""
     feature = FEATURES_BY_NAME.get(name)
     return feature.label if feature else name
+
+
+def markdown() -> str:
+    """The feature reference (docs/features.md), generated so that it never drifts."""
+    lines = [
+        "# Features",
+        "",
+        "Generated from `features/registry.py` by `python -m features.registry > docs/features.md`;",
+        "a test fails when this page and the registry disagree.",
+        "",
+        "Every feature of a (contact, as_of) snapshot uses only data dated at or before as_of.",
+        "A window of N days is the half-open interval (as_of - N days, as_of]. Numeric features",
+        "are empty (NaN) where undefined; categorical ones are text.",
+        "",
+    ]
+    titles = {"engagement": "Engagement of the contact", "committee": "Buying committee of the account",
+              "fit": "Fit"}  # fmt: skip
+    for family, title in titles.items():
+        members = [f for f in FEATURES if f.family == family]
+        lines += [
+            f"## {title} ({len(members)})",
+            "",
+            "| name | label | definition |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `{f.name}` | {f.label} | {f.definition} |" for f in members]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

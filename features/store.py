@@ -101,11 +101,14 @@ class EventStore:
 
     def first_touch(self) -> tuple[np.ndarray, np.ndarray]:
         """(time, type) of each contact's first touchpoint; NO_TIME / -1 without one."""
+        n_events = len(self.ev_time)
+        first = np.full(self.n_contacts, n_events, dtype=np.int64)
+        np.minimum.at(first, self.ev_contact, np.arange(n_events))  # time-sorted: earliest index
+        touched = first < n_events
         first_time = np.full(self.n_contacts, NO_TIME, dtype=np.int64)
         first_type = np.full(self.n_contacts, -1, dtype=np.int64)
-        contacts, first = np.unique(self.ev_contact, return_index=True)  # time-sorted: first wins
-        first_time[contacts] = self.ev_time[first]
-        first_type[contacts] = self.ev_type[first]
+        first_time[touched] = self.ev_time[first[touched]]
+        first_type[touched] = self.ev_type[first[touched]]
         return first_time, first_type
 
     # --- door 1: a loaded CRM export ----------------------------------------------

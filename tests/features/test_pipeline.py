@@ -454,3 +454,12 @@ def test_time_split_explains_when_it_cannot_split() -> None:
     frame = pd.DataFrame({"as_of": dates, "converted": 0})
     with pytest.raises(ValueError, match="leaves no training rows"):
         time_split(frame, horizon_days=90)
+
+
+def test_docs_features_md_is_generated_from_the_registry() -> None:
+    from pathlib import Path
+
+    from features.registry import markdown
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "features.md"
+    assert page.read_text() == markdown(), "run: python -m features.registry > docs/features.md"
