@@ -8,7 +8,7 @@ implementation of the engagement features (group the touchpoints by contact; for
 snapshot filter the contact's frame to as_of and count per window, stage and type). It
 is far too slow to run on millions of snapshots, so it runs on a random sample of the
 snapshots, its values are checked against the kernel's on that sample, and the ratio
-compares rows/s. The baseline computes only the engagement family (62 of the features);
+compares rows/s. The baseline computes only most of the engagement family (57 features);
 the kernel computes all of them, so the ratio understates the kernel's advantage.
 
     python benchmarks/bench_features.py --accounts 110000        # generates the CRM first
