@@ -160,18 +160,23 @@ def _flag_contacts(store: EventStore, opps: np.ndarray) -> np.ndarray:
     return flags
 
 
-def build_snapshots(
-    crm: CRM,
-    cfg: SnapshotConfig = SnapshotConfig(),
-    dates: Sequence[pd.Timestamp] | None = None,
-    store: EventStore | None = None,
-    on_date: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, SnapshotReport]:
-    """The training set: one row per eligible, mature (contact, as_of) snapshot.
+@dataclass
+class SnapshotPairs:
+    """Eligible, mature (contact, as_of) pairs and their labels, before any feature."""
 
-    Columns: contact_id, account_id, as_of, converted, then every feature of the registry.
-    """
-    store = store or EventStore.from_crm(crm)
+    contacts: np.ndarray  # contact indices of the store
+    as_of: np.ndarray  # epoch seconds, ascending
+    converted: np.ndarray  # int8
+    report: SnapshotReport
+
+
+def snapshot_pairs(
+    crm: CRM,
+    cfg: SnapshotConfig,
+    store: EventStore,
+    dates: Sequence[pd.Timestamp] | None = None,
+) -> SnapshotPairs:
+    """Which snapshots exist and what their labels are; exclusions counted by reason."""
     end = data_end(crm)
     report = SnapshotReport(data_end=end)
     dates = list(dates) if dates is not None else snapshot_dates(crm, cfg)
@@ -198,12 +203,29 @@ def build_snapshots(
     contacts = np.concatenate(pair_contacts) if pair_contacts else np.zeros(0, dtype=np.int64)
     as_of_s = np.concatenate(pair_dates) if pair_dates else np.zeros(0, dtype=np.int64)
     converted = np.concatenate(pair_labels) if pair_labels else np.zeros(0, dtype=np.int8)
-    features = compute_features(store, contacts, as_of_s, on_date=on_date)
-    frame = snapshot_frame(store, contacts, as_of_s, features)
-    frame.insert(3, "converted", converted)
-    report.rows = len(frame)
+    report.rows = len(contacts)
     report.positives = int(converted.sum())
-    return frame, report
+    return SnapshotPairs(contacts, as_of_s, converted, report)
+
+
+def build_snapshots(
+    crm: CRM,
+    cfg: SnapshotConfig = SnapshotConfig(),
+    dates: Sequence[pd.Timestamp] | None = None,
+    store: EventStore | None = None,
+    on_date: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, SnapshotReport]:
+    """The training set: one row per eligible, mature (contact, as_of) snapshot.
+
+    Columns: contact_id, account_id, as_of, converted, then the numeric and categorical
+    features of the registry.
+    """
+    store = store or EventStore.from_crm(crm)
+    pairs = snapshot_pairs(crm, cfg, store, dates)
+    features = compute_features(store, pairs.contacts, pairs.as_of, on_date=on_date)
+    frame = snapshot_frame(store, pairs.contacts, pairs.as_of, features)
+    frame.insert(3, "converted", pairs.converted)
+    return frame, pairs.report
 
 
 def snapshot_frame(

@@ -63,6 +63,7 @@ class EventStore:
     contact_department: np.ndarray  # int64 index into DEPARTMENTS
     contact_lead_source: np.ndarray  # object (str or None)
     contact_free_mail: np.ndarray  # float64 1 / 0 / NaN
+    contact_title: np.ndarray  # object (str or None)
     # accounts
     account_ids: np.ndarray  # object
     account_industry: np.ndarray  # object
@@ -138,6 +139,7 @@ class EventStore:
             contact_free_mail=np.array(
                 [is_free_mail(e) for e in _objects(contacts["email"])], dtype=float
             ),
+            contact_title=_objects(contacts["job_title"]),
             account_ids=accounts["account_id"].to_numpy(dtype=object),
             account_industry=_objects(accounts["industry"]),
             account_employees=accounts["employees"].astype("float64").to_numpy(na_value=np.nan),
@@ -183,7 +185,7 @@ class _Builder:
 
     def __init__(self) -> None:
         self.c: dict[str, list[Any]] = {
-            k: [] for k in ("id", "acc", "created", "sen", "dep", "src", "free")
+            k: [] for k in ("id", "acc", "created", "sen", "dep", "src", "free", "title")
         }
         self.a: dict[str, list[Any]] = {k: [] for k in ("id", "ind", "emp", "rev", "cty")}
         self.e: dict[str, list[Any]] = {k: [] for k in ("c", "t", "type", "chan", "topic")}
@@ -236,6 +238,7 @@ class _Builder:
         self.c["dep"].append(DEPARTMENT_CODE.get(department.lower(), DEPARTMENT_CODE["unknown"]))
         self.c["src"].append(_text(contact.get("lead_source")))
         self.c["free"].append(is_free_mail(_text(contact.get("email"))))
+        self.c["title"].append(_text(contact.get("job_title")))
 
     def _add_touch(self, contact: int, tp: Mapping[str, Any]) -> None:
         self.e["c"].append(contact)
@@ -271,6 +274,7 @@ class _Builder:
             contact_department=ints(self.c["dep"]),
             contact_lead_source=np.array(self.c["src"], dtype=object),
             contact_free_mail=np.array(self.c["free"], dtype=float),
+            contact_title=np.array(self.c["title"], dtype=object),
             account_ids=np.array(self.a["id"], dtype=object),
             account_industry=np.array(self.a["ind"], dtype=object),
             account_employees=np.array(self.a["emp"], dtype=float),

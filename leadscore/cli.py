@@ -15,6 +15,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from features.crm import CRM
+    from features.rules_config import RulesConfig
 
 logger = logging.getLogger("leadscore")
 
@@ -32,6 +37,16 @@ def _date(text: str) -> str:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from exc
+
+
+def _timestamp(text: str) -> str:
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 timestamp such as 2025-03-02T10:00:00Z, got {text!r}"
+        ) from exc
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -99,6 +114,79 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_rules(path: Path | None) -> RulesConfig:
+    from features.rules_config import RulesError, load_rules
+
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _load_crm(folder: Path) -> CRM:
+    from features.crm import load_crm
+    from features.validation import InvalidCRMError
+
+    try:
+        return load_crm(folder)
+    except InvalidCRMError as exc:
+        raise UserError(f"{exc}\n(run `leadscore validate {folder}` for the full report)") from exc
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from features.batch import resolve_as_of, rules_table
+
+    if not args.rules_only:
+        raise UserError("scoring with a model arrives with the training issue; use --rules-only")
+    config = _load_rules(args.rules)
+    crm = _load_crm(args.data)
+    as_of = resolve_as_of(crm, args.as_of)
+    table, _, _ = rules_table(crm, config, as_of)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    mql = int(table["mql"].sum())
+    print(
+        f"scored {len(table):,} contacts at {as_of.isoformat()} with the points matrix; "
+        f"{mql:,} MQLs (threshold {config.mql_threshold:g}); wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def cmd_rules_suggest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from features.snapshots import SnapshotConfig
+    from training.suggest import NotEnoughConversions, suggest_points, suggestion_yaml
+
+    config = _load_rules(args.rules)
+    crm = _load_crm(args.data)
+    try:
+        suggestion = suggest_points(
+            crm, config, SnapshotConfig(horizon_days=args.horizon_days),
+            min_conversions=args.min_conversions,
+        )  # fmt: skip
+    except NotEnoughConversions as exc:
+        raise UserError(str(exc)) from exc
+    print(
+        f"learned from {suggestion.conversions:,} conversions in {suggestion.snapshots:,} "
+        f"snapshots (base rate {suggestion.base_rate:.2%}); the MQL threshold "
+        f"({config.mql_threshold:g}) keeps flagging {suggestion.mql_share:.2%} of them\n"
+    )
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        columns = ["rule", "group", "current_points", "suggested_points", "share",
+                   "conversion_rate", "lift"]  # fmt: skip
+        print(suggestion.rules[columns].round(3).to_string(index=False))
+        print("\nattribute insights (conversion rate and lift over the base rate):")
+        print(suggestion.insights.round(3).to_string(index=False))
+    text = suggestion_yaml(suggestion)
+    if args.out is None:
+        print("\n" + text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"\nwrote the suggested matrix to {args.out}")
+    return EXIT_OK
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
@@ -161,6 +249,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ds.add_argument("--quiet", action="store_true", help="no progress bar")
     ds.set_defaults(func=cmd_build_dataset)
+    sc = sub.add_parser("score", help="score every eligible contact of a CRM export")
+    sc.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    sc.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    sc.add_argument(
+        "--as-of",
+        type=_timestamp,
+        default=None,
+        help="scoring moment, ISO 8601 (default: the end of the data)",
+    )
+    sc.add_argument(
+        "--rules", type=Path, default=None, help="points matrix YAML (default: the shipped one)"
+    )
+    sc.add_argument("--rules-only", action="store_true", help="points only, no model")
+    sc.set_defaults(func=cmd_score)
+
+    rules = sub.add_parser("rules", help="work with the points matrix")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    sug = rules_sub.add_parser("suggest", help="suggest point values from the CRM's outcomes")
+    sug.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    sug.add_argument("--out", type=Path, default=None, help="YAML file to write (default: print)")
+    sug.add_argument(
+        "--rules", type=Path, default=None, help="the matrix to improve (default: the shipped one)"
+    )
+    sug.add_argument("--horizon-days", type=_positive_int, default=90)
+    sug.add_argument(
+        "--min-conversions",
+        type=_positive_int,
+        default=None,
+        help="refuse below this many conversions (default: 5 per rule, >= 100)",
+    )
+    sug.set_defaults(func=cmd_rules_suggest)
     return parser
 
 

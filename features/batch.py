@@ -1,0 +1,56 @@
+"""Batch scoring of a CRM export: every eligible contact at one as_of, as a table.
+
+The output is what a CRM imports back: one row per contact with the points, the MQL
+flag, the grade and the rules that moved the score most. The model's probability is
+added by the training side (`leadscore score` with a model); the rules are computed
+here because they are part of what must behave the same offline and online.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.crm import CRM
+from features.rules import RuleScores, score_rules
+from features.rules_config import RulesConfig
+from features.snapshots import data_end, eligibility, to_epoch
+from features.store import EventStore
+
+
+def eligible_contacts(store: EventStore, as_of: int) -> np.ndarray:
+    """Contacts that exist at as_of and have no deal open (those are already with sales)."""
+    masks = eligibility(store, as_of, active_days=None)
+    return np.flatnonzero(masks["created"] & ~masks["blocked"])
+
+
+def resolve_as_of(crm: CRM, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    """The scoring moment: the given one (UTC when no offset is given), or the end of the data."""
+    if as_of is None:
+        return data_end(crm)
+    ts = pd.Timestamp(as_of)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def rules_table(
+    crm: CRM, config: RulesConfig, as_of: pd.Timestamp, store: EventStore | None = None
+) -> tuple[pd.DataFrame, RuleScores, np.ndarray]:
+    """Points of every eligible contact at as_of; returns (table, scores, contact indices)."""
+    store = store or EventStore.from_crm(crm)
+    moment = to_epoch(as_of)
+    contacts = eligible_contacts(store, moment)
+    scores = score_rules(config, store, contacts, np.full(len(contacts), moment))
+    account_ids = np.concatenate([store.account_ids, np.array([None], dtype=object)])
+    table = pd.DataFrame(
+        {
+            "contact_id": store.contact_ids[contacts],
+            "account_id": account_ids[store.contact_account[contacts]],
+            "rule_points": scores.total.round(2),
+            "fit_points": scores.fit.round(2),
+            "engagement_points": scores.engagement.round(2),
+            "mql": scores.mql,
+            "grade": scores.grade,
+            "top_rules": [scores.top_rules(i) for i in range(len(contacts))],
+        }
+    )
+    return table, scores, contacts

@@ -1,0 +1,261 @@
+"""The rule-based points score: one engine for a training set and for a single lead.
+
+`score_rules(config, store, contacts, as_of)` reads the same `EventStore` as the feature
+kernel, so the points a CRM sees online are the points the model was compared with
+offline. For every (contact, as_of) it returns the total, the fit and engagement
+subtotals, the MQL flag, the grade, and per rule the count, the average decay factor and
+the points, so that a person can recompute the total by hand:
+
+    rule points  = clip(points x count x decay, -cap, +cap)
+    group points = clip(sum of its rules, floor, cap)   (the difference is a cap line)
+    total        = fit groups + engagement groups
+
+Only touchpoints dated at or before as_of count. Fit rules test the contact's and
+account's attributes and fire once; engagement rules score touchpoints, first match
+wins, with their group's decay: 0.5^(age / half_life), or 1 inside a window and 0
+outside it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from features.kernel import DAY
+from features.rules_config import RANGE_ATTRIBUTES, Rule, RulesConfig
+from features.store import DEPARTMENT_CODE, SENIORITY_CODE, TYPE_CODE, EventStore
+
+_TOPIC_CODE = {"general": 0, "product": 1}
+
+
+@dataclass
+class RuleScores:
+    """Points of n snapshots, with everything needed to explain them line by line."""
+
+    config: RulesConfig
+    rule_names: list[str]  # engagement rules, then fit rules
+    rule_groups: list[str]
+    group_names: list[str]
+    total: np.ndarray
+    fit: np.ndarray
+    engagement: np.ndarray
+    mql: np.ndarray
+    grade: np.ndarray  # object: "A1".."D4"
+    count: np.ndarray  # (n, rules): matching touchpoints in the window (fit: 1 when it fires)
+    decay: np.ndarray  # (n, rules): average decay factor of those touchpoints (fit: 1)
+    points: np.ndarray  # (n, rules): after the rule's cap
+    group_adjustment: np.ndarray  # (n, groups): what the group's cap or floor removed
+
+    def breakdown(self, i: int) -> list[dict[str, Any]]:
+        """Every rule that fired for snapshot i, then any cap adjustments; sums to the total."""
+        lines = []
+        for j, name in enumerate(self.rule_names):
+            if self.count[i, j] > 0:
+                lines.append({
+                    "rule": name,
+                    "group": self.rule_groups[j],
+                    "count": int(self.count[i, j]),
+                    "decay": round(float(self.decay[i, j]), 4),
+                    "points": round(float(self.points[i, j]), 2),
+                })  # fmt: skip
+        for g, name in enumerate(self.group_names):
+            adjust = self.group_adjustment[i, g]
+            if adjust != 0:
+                lines.append({"rule": f"{name} cap", "group": name, "count": 0, "decay": 1.0,
+                              "points": round(float(adjust), 2)})  # fmt: skip
+        return lines
+
+    def top_rules(self, i: int, k: int = 3) -> str:
+        """The k rules that moved the score most, e.g. "demo_request +50; free_mail -15"."""
+        fired = [
+            (name, float(self.points[i, j]))
+            for j, name in enumerate(self.rule_names)
+            if self.count[i, j] > 0
+        ]
+        fired.sort(key=lambda item: -abs(item[1]))
+        return "; ".join(f"{name} {points:+.1f}" for name, points in fired[:k])
+
+
+def score_rules(
+    config: RulesConfig, store: EventStore, contacts: np.ndarray, as_of: np.ndarray
+) -> RuleScores:
+    """Points for the pairs (contacts[i], as_of[i]) of ``store`` (as_of in epoch seconds)."""
+    contacts = np.asarray(contacts, dtype=np.int64)
+    as_of = np.asarray(as_of, dtype=np.int64)
+    engagement, fit_rules = config.engagement_rules, config.fit_rules
+    rules = [*engagement, *fit_rules]
+    groups = list(config.groups)
+    n, n_eng = len(contacts), len(engagement)
+    count = np.zeros((n, len(rules)))
+    weight = np.zeros((n, len(rules)))
+    ev_rule = _first_matching_rule(engagement, store)
+    rule_group = np.array([groups.index(r.group) for r in engagement], dtype=np.int64)
+    for date in np.unique(as_of):
+        rows = np.flatnonzero(as_of == date)
+        c, w = _engagement_at(config, store, int(date), ev_rule, rule_group, groups, n_eng)
+        count[rows, :n_eng] = c[contacts[rows]]
+        weight[rows, :n_eng] = w[contacts[rows]]
+    fired = _fit_matches(fit_rules, store)[contacts].astype(float)
+    count[:, n_eng:] = fired
+    weight[:, n_eng:] = fired
+    raw = weight * np.array([r.points for r in rules])
+    caps = np.array([r.cap if r.cap is not None else np.inf for r in rules])
+    points = np.clip(raw, -caps, caps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        decay = np.where(count > 0, weight / count, 0.0)
+    group_of_rule = np.array([groups.index(r.group) for r in rules])
+    group_sum = np.zeros((n, len(groups)))
+    for g in range(len(groups)):
+        group_sum[:, g] = points[:, group_of_rule == g].sum(axis=1)
+    lo = np.array(
+        [config.groups[g].floor if config.groups[g].floor is not None else -np.inf for g in groups]
+    )
+    hi = np.array(
+        [config.groups[g].cap if config.groups[g].cap is not None else np.inf for g in groups]
+    )
+    capped = np.clip(group_sum, lo, hi)
+    is_fit = np.array([config.groups[g].kind == "fit" for g in groups])
+    fit_points = capped[:, is_fit].sum(axis=1)
+    engagement_points = capped[:, ~is_fit].sum(axis=1)
+    total = fit_points + engagement_points
+    return RuleScores(
+        config=config,
+        rule_names=[r.name for r in rules],
+        rule_groups=[r.group for r in rules],
+        group_names=groups,
+        total=total,
+        fit=fit_points,
+        engagement=engagement_points,
+        mql=total >= config.mql_threshold,
+        grade=grades(config, fit_points, engagement_points),
+        count=count,
+        decay=decay,
+        points=points,
+        group_adjustment=capped - group_sum,
+    )
+
+
+def grades(
+    config: RulesConfig, fit_points: np.ndarray, engagement_points: np.ndarray
+) -> np.ndarray:
+    """A1 (best fit, most engaged) .. D4, from the two subtotals and the grade bands."""
+    fit_bands = config.grades.fit
+    eng_bands = config.grades.engagement
+    letter = np.select(
+        [fit_points >= fit_bands["A"], fit_points >= fit_bands["B"], fit_points >= fit_bands["C"]],
+        ["A", "B", "C"],
+        "D",
+    )
+    number = np.select(
+        [
+            engagement_points >= eng_bands["1"],
+            engagement_points >= eng_bands["2"],
+            engagement_points >= eng_bands["3"],
+        ],
+        ["1", "2", "3"],
+        "4",
+    )
+    return np.char.add(letter, number).astype(object)
+
+
+def _first_matching_rule(engagement: list[Rule], store: EventStore) -> np.ndarray:
+    """Index of the engagement rule that scores each touchpoint (-1: none)."""
+    ev_rule = np.full(len(store.ev_type), -1, dtype=np.int64)
+    for j, rule in enumerate(engagement):
+        assert rule.types is not None
+        match = np.isin(store.ev_type, [TYPE_CODE[t] for t in rule.types]) & (ev_rule < 0)
+        if rule.topic is not None:
+            match &= store.ev_topic == _TOPIC_CODE[rule.topic]
+        ev_rule[match] = j
+    return ev_rule
+
+
+def _engagement_at(
+    config: RulesConfig,
+    store: EventStore,
+    as_of: int,
+    ev_rule: np.ndarray,
+    rule_group: np.ndarray,
+    groups: list[str],
+    n_rules: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per contact and engagement rule: touchpoints counted, and their summed decay weight."""
+    n = store.n_contacts
+    count = np.zeros(n * n_rules)
+    weight = np.zeros(n * n_rules)
+    upto = int(np.searchsorted(store.ev_time, as_of, side="right"))
+    for g, name in enumerate(groups):
+        group = config.groups[name]
+        if group.kind != "engagement" or group.decay is None:
+            continue
+        lo = 0
+        if group.decay.window_days is not None:
+            lo = int(
+                np.searchsorted(store.ev_time, as_of - group.decay.window_days * DAY, side="right")
+            )
+        rule = ev_rule[lo:upto]
+        mine = (rule >= 0) & (rule_group[np.maximum(rule, 0)] == g)
+        key = store.ev_contact[lo:upto][mine] * n_rules + rule[mine]
+        if group.decay.half_life_days is not None:
+            age = (as_of - store.ev_time[lo:upto][mine]) / DAY
+            w = np.exp2(-age / group.decay.half_life_days)
+        else:
+            w = np.ones(len(key))
+        count += np.bincount(key, minlength=n * n_rules)
+        weight += np.bincount(key, weights=w, minlength=n * n_rules)
+    return count.reshape(n, n_rules), weight.reshape(n, n_rules)
+
+
+def _fit_matches(fit_rules: list[Rule], store: EventStore) -> np.ndarray:
+    """(contacts, fit rules) boolean: does the contact match the rule's condition?"""
+    acc = store.contact_account
+    has = acc >= 0
+
+    def account_values(values: np.ndarray) -> np.ndarray:
+        out = np.full(store.n_contacts, None, dtype=object)
+        out[has] = values[acc[has]]
+        return out
+
+    def account_numbers(values: np.ndarray) -> np.ndarray:
+        out = np.full(store.n_contacts, np.nan)
+        out[has] = values[acc[has]]
+        return out
+
+    seniority_names = np.array(list(SENIORITY_CODE), dtype=object)[store.contact_seniority]
+    department_names = np.array(list(DEPARTMENT_CODE), dtype=object)[store.contact_department]
+    text = {
+        "industry": account_values(store.account_industry),
+        "country": account_values(store.account_country),
+        "seniority": seniority_names,
+        "department": department_names,
+        "lead_source": store.contact_lead_source,
+    }
+    numbers = {
+        "employees": account_numbers(store.account_employees),
+        "annual_revenue": account_numbers(store.account_revenue),
+    }
+    out = np.zeros((store.n_contacts, len(fit_rules)), dtype=bool)
+    for j, rule in enumerate(fit_rules):
+        attr = rule.attribute
+        if attr in text:
+            assert rule.in_ is not None
+            wanted = {v.lower() for v in rule.in_}
+            out[:, j] = [v is not None and str(v).lower() in wanted for v in text[attr]]
+        elif attr in RANGE_ATTRIBUTES:
+            values = numbers[str(attr)]
+            lo = rule.min if rule.min is not None else -np.inf
+            hi = rule.max if rule.max is not None else np.inf
+            with np.errstate(invalid="ignore"):
+                out[:, j] = (values >= lo) & (values <= hi)
+        elif attr == "free_mail":
+            out[:, j] = store.contact_free_mail == (1.0 if rule.equals else 0.0)
+        else:  # job_title
+            assert rule.matches is not None
+            pattern = re.compile(rule.matches)
+            out[:, j] = [
+                t is not None and pattern.search(t) is not None for t in store.contact_title
+            ]
+    return out

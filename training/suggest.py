@@ -1,0 +1,186 @@
+"""Data-driven point values: what the CRM's own outcomes say each rule is worth.
+
+A points matrix is folklore until it is checked against outcomes. This fits a simple,
+interpretable model on the training snapshots: an L2-regularised logistic regression
+whose inputs are exactly the matrix's own rules (for an engagement rule, its decayed
+count of matching touchpoints; for a fit rule, 0/1). Its coefficients are log-odds per
+unit, so they become points per action once scaled. The scale is chosen so that the MQL
+threshold keeps its meaning: the suggested matrix flags the same share of snapshots as
+MQL as the current one does, so sales gets the same number of leads, better chosen.
+
+Next to the points comes the attribute-insights table: for every rule, touchpoint type
+and attribute value, how often it occurs, the conversion rate when it does, and the
+lift over the base rate. Marketing can then adjust the matrix from evidence.
+
+With too few conversions the coefficients are noise, so it refuses: at least
+`min_conversions` (default: 5 per rule, and never fewer than 100).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from features.crm import CRM
+from features.fit import EMPLOYEE_BAND_LABELS, employees_band
+from features.kernel import DAY
+from features.rules import score_rules
+from features.rules_config import RulesConfig
+from features.snapshots import SnapshotConfig, snapshot_pairs
+from features.store import EventStore
+from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, TOUCHPOINT_TYPES
+
+logger = logging.getLogger(__name__)
+
+
+class NotEnoughConversions(ValueError):
+    """Too few conversions to learn point values from."""
+
+
+@dataclass
+class Suggestion:
+    config: RulesConfig  # the current matrix with suggested points
+    rules: pd.DataFrame  # per rule: current and suggested points, coefficient, insight
+    insights: pd.DataFrame  # per touchpoint type and attribute value
+    snapshots: int
+    conversions: int
+    base_rate: float
+    mql_share: float  # of snapshots, under the current and (by construction) the new matrix
+
+
+def _insight(fired: np.ndarray, converted: np.ndarray, base_rate: float) -> dict[str, float]:
+    n = int(fired.sum())
+    rate = float(converted[fired].mean()) if n else float("nan")
+    return {"snapshots": n, "share": n / len(fired), "conversion_rate": rate,
+            "lift": rate / base_rate if n and base_rate > 0 else float("nan")}  # fmt: skip
+
+
+def suggest_points(
+    crm: CRM,
+    config: RulesConfig,
+    cfg: SnapshotConfig | None = None,
+    min_conversions: int | None = None,
+    store: EventStore | None = None,
+) -> Suggestion:
+    """Suggest point values for the rules of ``config`` from the export's outcomes."""
+    cfg = cfg or SnapshotConfig()
+    store = store or EventStore.from_crm(crm)
+    pairs = snapshot_pairs(crm, cfg, store)
+    y = pairs.converted.astype(int)
+    rules = config.engagement_rules + config.fit_rules
+    needed = min_conversions if min_conversions is not None else max(100, 5 * len(rules))
+    if y.sum() < needed:
+        raise NotEnoughConversions(
+            f"only {int(y.sum())} conversions in {len(y):,} training snapshots; at least {needed} "
+            f"are needed to suggest points for {len(rules)} rules (5 per rule, never fewer than "
+            "100). Use more history, a longer --horizon-days, or fewer rules."
+        )
+    scores = score_rules(config, store, pairs.contacts, pairs.as_of)
+    x = scores.count * scores.decay  # decayed count (engagement) or 0/1 (fit)
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(x, y)
+    coef = model.coef_[0]
+    base_rate = float(y.mean())
+    mql_share = float(scores.mql.mean())
+    z = x @ coef
+    # The threshold keeps its meaning: the same share of snapshots reaches it.
+    quantile = (
+        float(np.quantile(z, 1 - mql_share)) if mql_share > 0 else float(np.quantile(z, 0.99))
+    )
+    scale = config.mql_threshold / quantile if quantile > 0 else 1.0
+    suggested = np.round(coef * scale * 2) / 2  # half points: precise enough to argue about
+    new_rules = [
+        r.model_copy(update={"points": float(p)}) for r, p in zip(rules, suggested, strict=True)
+    ]
+    order = {r.name: i for i, r in enumerate(config.rules)}
+    ordered = sorted(new_rules, key=lambda r: order[r.name])
+    new_config = config.model_copy(update={"rules": ordered})
+    table = pd.DataFrame(
+        [
+            {"rule": r.name, "group": r.group, "current_points": r.points,
+             "suggested_points": float(p), "log_odds_per_unit": float(c),
+             **_insight(x[:, j] > 0, y, base_rate)}
+            for j, (r, p, c) in enumerate(zip(rules, suggested, coef, strict=True))
+        ]
+    )  # fmt: skip
+    insights = attribute_insights(store, pairs.contacts, pairs.as_of, y, base_rate)
+    logger.info("suggested points from %d conversions in %d snapshots", y.sum(), len(y))
+    return Suggestion(new_config, table, insights, len(y), int(y.sum()), base_rate, mql_share)
+
+
+def attribute_insights(
+    store: EventStore, contacts: np.ndarray, as_of: np.ndarray, y: np.ndarray, base_rate: float
+) -> pd.DataFrame:
+    """Conversion rate and lift per touchpoint type (seen in the 90 days before as_of)
+    and per attribute value of the contact and its account."""
+    rows = []
+    n_types = len(TOUCHPOINT_TYPES)
+    seen = np.zeros((len(contacts), n_types), dtype=bool)
+    for date in np.unique(as_of):
+        idx = np.flatnonzero(as_of == date)
+        lo = int(np.searchsorted(store.ev_time, date - 90 * DAY, side="right"))
+        hi = int(np.searchsorted(store.ev_time, date, side="right"))
+        table = np.zeros(store.n_contacts * n_types, dtype=bool)
+        table[store.ev_contact[lo:hi] * n_types + store.ev_type[lo:hi]] = True
+        seen[idx] = table.reshape(store.n_contacts, n_types)[contacts[idx]]
+    for k, type_ in enumerate(TOUCHPOINT_TYPES):
+        fired = seen[:, k]
+        rows.append(
+            {"attribute": "touchpoint (90 days)", "value": type_, **_insight(fired, y, base_rate)}
+        )
+    for name, values in _attributes(store, contacts).items():
+        for value in pd.unique(values[pd.notna(values)]):
+            fired = values == value
+            rows.append({"attribute": name, "value": str(value), **_insight(fired, y, base_rate)})
+    frame = pd.DataFrame(rows)
+    return frame[frame["snapshots"] > 0].reset_index(drop=True)
+
+
+def _attributes(store: EventStore, contacts: np.ndarray) -> dict[str, np.ndarray]:
+    """Attribute values of each snapshot's contact and account, as text (None: unknown)."""
+    acc = store.contact_account[contacts]
+    has = acc >= 0
+
+    def of_account(values: np.ndarray) -> np.ndarray:
+        out = np.full(len(contacts), None, dtype=object)
+        out[has] = values[acc[has]]
+        return out
+
+    employees = np.full(len(contacts), np.nan)
+    employees[has] = store.account_employees[acc[has]]
+    band = employees_band(employees)
+    size = np.full(len(contacts), None, dtype=object)
+    known = ~np.isnan(band)
+    size[known] = np.array(EMPLOYEE_BAND_LABELS, dtype=object)[band[known].astype(int)]
+    free = store.contact_free_mail[contacts]
+    free_text = np.full(len(contacts), None, dtype=object)
+    free_text[free == 1] = "yes"
+    free_text[free == 0] = "no"
+    return {
+        "industry": of_account(store.account_industry),
+        "country": of_account(store.account_country),
+        "company size": size,
+        "seniority": np.array(SENIORITY_LEVELS, dtype=object)[store.contact_seniority[contacts]],
+        "department": np.array(DEPARTMENTS, dtype=object)[store.contact_department[contacts]],
+        "lead_source": store.contact_lead_source[contacts],
+        "free mail": free_text,
+    }
+
+
+def suggestion_yaml(suggestion: Suggestion) -> str:
+    """The suggested matrix as YAML, with a header saying what it was learned from."""
+    from features.rules_config import rules_yaml
+
+    header = [
+        "# Points suggested by `leadscore rules suggest` from the CRM's own outcomes:",
+        f"# {suggestion.conversions:,} conversions in {suggestion.snapshots:,} training snapshots "
+        f"(base rate {suggestion.base_rate:.2%}).",
+        f"# Scaled so that the MQL threshold flags the same share of snapshots as before "
+        f"({suggestion.mql_share:.2%}).",
+        "# Evidence, not truth: correlated rules share credit unevenly. Read the lift table.",
+    ]
+    return "\n".join(header) + "\n" + rules_yaml(suggestion.config)
