@@ -105,3 +105,94 @@ def test_build_dataset_on_a_refused_export_is_a_clear_error(
     err = capsys.readouterr().err
     assert "was refused" in err and "leadscore validate" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def crm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "crm"
+    assert (
+        main(["generate", "--out", str(folder), "--accounts", "1500", "--seed", "5", "--quiet"])
+        == 0
+    )
+    return folder
+
+
+def test_score_rules_only(
+    crm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--rules-only", "--data", str(crm_dir), "--out", str(out),
+                 "--as-of", "2025-06-01T00:00:00Z"]) == 0  # fmt: skip
+    assert "MQLs (threshold 100)" in capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["contact_id", "account_id", "rule_points", "fit_points",
+                                   "engagement_points", "mql", "grade", "top_rules"]  # fmt: skip
+    # each column is rounded to 2 decimals on its own
+    assert (
+        (table["fit_points"] + table["engagement_points"] - table["rule_points"]).abs() <= 0.011
+    ).all()
+    assert (table["mql"] == (table["rule_points"] >= 100)).all()
+    assert table["grade"].str.fullmatch(r"[A-D][1-4]").all()
+    assert table["contact_id"].is_unique
+
+
+def test_score_with_a_broken_rules_file_names_the_key(
+    crm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "mql_threshold: high\ngroups: {}\nrules: []\ngrades: {fit: {A: 1, B: 0, C: -1}, engagement: {'1': 1, '2': 0, '3': -1}}\n"
+    )
+    code = main(
+        [
+            "score",
+            "--rules-only",
+            "--data",
+            str(crm_dir),
+            "--rules",
+            str(rules),
+            "--out",
+            str(tmp_path / "x.csv"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "mql_threshold: Input should be a valid number" in err and "Traceback" not in err
+
+
+def test_rules_suggest_writes_a_matrix_that_loads(
+    crm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from features.rules_config import load_rules
+
+    out = tmp_path / "suggested.yaml"
+    assert (
+        main(
+            [
+                "rules",
+                "suggest",
+                "--data",
+                str(crm_dir),
+                "--out",
+                str(out),
+                "--min-conversions",
+                "50",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "learned from" in printed and "conversions" in printed and "lift" in printed
+    assert "attribute insights" in printed and "touchpoint (90 days)" in printed
+    suggested = load_rules(out)
+    assert [r.name for r in suggested.rules] == [r.name for r in load_rules().rules]
+    assert out.read_text().startswith("# Points suggested by `leadscore rules suggest`")
+
+
+def test_rules_suggest_refuses_with_too_few_conversions(
+    crm_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rules", "suggest", "--data", str(crm_dir), "--min-conversions", "100000"]) == 2
+    assert "at least 100000 are needed" in capsys.readouterr().err
