@@ -187,6 +187,20 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules_evaluate(args: argparse.Namespace) -> int:
+    from features.snapshots import SnapshotConfig
+    from training.rules_eval import evaluate_rules
+
+    config = _load_rules(args.rules)
+    crm = _load_crm(args.data)
+    try:
+        result = evaluate_rules(crm, config, SnapshotConfig(horizon_days=args.horizon_days))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(result.to_text())
+    return EXIT_OK
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
@@ -280,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse below this many conversions (default: 5 per rule, >= 100)",
     )
     sug.set_defaults(func=cmd_rules_suggest)
+    ev = rules_sub.add_parser("evaluate", help="measure how well a points matrix ranks leads")
+    ev.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    ev.add_argument(
+        "--rules", type=Path, default=None, help="the matrix (default: the shipped one)"
+    )
+    ev.add_argument("--horizon-days", type=_positive_int, default=90)
+    ev.set_defaults(func=cmd_rules_evaluate)
     return parser
 
 

@@ -196,3 +196,11 @@ def test_rules_suggest_refuses_with_too_few_conversions(
 ) -> None:
     assert main(["rules", "suggest", "--data", str(crm_dir), "--min-conversions", "100000"]) == 2
     assert "at least 100000 are needed" in capsys.readouterr().err
+
+
+def test_rules_evaluate(crm_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "evaluate", "--data", str(crm_dir)]) == 0
+    out = capsys.readouterr().out
+    auc = float(out.split("points ROC AUC ")[1].split()[0])
+    assert 0.6 < auc < 0.95  # points rank leads, and far from perfectly
+    assert "fit A" in out and "engagement 4" in out and "MQL share" in out
