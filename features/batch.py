@@ -12,8 +12,11 @@ import numpy as np
 import pandas as pd
 
 from features.crm import CRM
+from features.kernel import compute_features
+from features.registry import label
 from features.rules import RuleScores, score_rules
 from features.rules_config import RulesConfig
+from features.scorer import LeadScorer
 from features.snapshots import data_end, eligibility, to_epoch
 from features.store import EventStore
 
@@ -54,3 +57,23 @@ def rules_table(
         }
     )
     return table, scores, contacts
+
+
+def model_table(
+    crm: CRM, scorer: LeadScorer, config: RulesConfig, as_of: pd.Timestamp, reasons: int = 3
+) -> pd.DataFrame:
+    """The points table plus the model's probability and its top reasons (TreeSHAP)."""
+    store = EventStore.from_crm(crm)
+    table, _, contacts = rules_table(crm, config, as_of, store=store)
+    block = compute_features(store, contacts, np.full(len(contacts), to_epoch(as_of)))
+    x = scorer.matrix(block)
+    table.insert(2, "probability", scorer.predict(x).round(6))
+    contributions = scorer.contributions(x)[:, :-1]
+    names = [label(f) for f in scorer.feature_names]
+    top = np.argsort(-contributions, axis=1)[:, :reasons]
+    table.insert(
+        3,
+        "top_reasons",
+        ["; ".join(names[j] for j in row if contributions[i, j] > 0) for i, row in enumerate(top)],
+    )
+    return table

@@ -136,17 +136,28 @@ def _load_crm(folder: Path) -> CRM:
 def cmd_score(args: argparse.Namespace) -> int:
     from features.batch import resolve_as_of, rules_table
 
-    if not args.rules_only:
-        raise UserError("scoring with a model arrives with the training issue; use --rules-only")
-    config = _load_rules(args.rules)
     crm = _load_crm(args.data)
     as_of = resolve_as_of(crm, args.as_of)
-    table, _, _ = rules_table(crm, config, as_of)
+    if args.rules_only:
+        config = _load_rules(args.rules)
+        table, _, _ = rules_table(crm, config, as_of)
+    else:
+        from features.batch import model_table
+        from features.scorer import load_scorer
+
+        try:
+            scorer, info = load_scorer(args.model)
+        except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
+            raise UserError(f"cannot load the model {args.model}: {exc}") from exc
+        config = _load_rules(args.rules) if args.rules else (scorer.rules or _load_rules(None))
+        table = model_table(crm, scorer, config, as_of)
+        print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     mql = int(table["mql"].sum())
+    how = "the points matrix" if args.rules_only else "the model and the points matrix"
     print(
-        f"scored {len(table):,} contacts at {as_of.isoformat()} with the points matrix; "
+        f"scored {len(table):,} contacts at {as_of.isoformat()} with {how}; "
         f"{mql:,} MQLs (threshold {config.mql_threshold:g}); wrote {args.out}"
     )
     return EXIT_OK
@@ -199,6 +210,67 @@ def cmd_rules_evaluate(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(result.to_text())
     return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        horizon_days=args.horizon_days,
+        experiment=args.experiment,
+        rules_path=str(args.rules) if args.rules else None,
+        seed=args.seed,
+    )
+    crm = _load_crm(args.data)
+    try:
+        result = train(cfg, args.data, dataset=args.dataset, crm=crm)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    from training.evaluate import table_markdown
+
+    print(
+        f"run {result.run_id}: registered {cfg.model_name} version {result.model_version} "
+        f"as challenger (best iteration {result.best_iteration}, calibration "
+        f"{result.calibration}; rows {result.rows})\n"
+    )
+    print(table_markdown(result.comparison))
+    if result.latent_truth_auc is not None:
+        print(
+            f"latent truth ROC AUC on the same holdout (the knowable ceiling): "
+            f"{result.latent_truth_auc:.4f}"
+        )
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import table_markdown
+    from training.holdout import evaluate_model
+
+    _load_crm(args.data)  # a refused export is explained before anything else
+    try:
+        table, window = evaluate_model(args.model, args.data, args.horizon_days)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(
+        f"recent holdout: {window['snapshots']} snapshots, {window['conversions']} conversions, "
+        f"{window['holdout_from']} .. {window['holdout_to']}\n"
+    )
+    print(table_markdown(table))
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from training.registry import promote
+
+    try:
+        result = promote(
+            version=args.version, force=args.force, data=args.data,
+            metric=args.metric, min_improvement=args.min_improvement,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(result.message)
+    return EXIT_OK if result.promoted else EXIT_REFUSED
 
 
 # --- the parser ---------------------------------------------------------------------
@@ -276,7 +348,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules", type=Path, default=None, help="points matrix YAML (default: the shipped one)"
     )
     sc.add_argument("--rules-only", action="store_true", help="points only, no model")
+    sc.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
     sc.set_defaults(func=cmd_score)
+
+    tr = sub.add_parser("train", help="train the model and register it as the challenger")
+    tr.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    tr.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="snapshots from build-dataset (default: built from --data)",
+    )
+    tr.add_argument("--horizon-days", type=_positive_int, default=90)
+    tr.add_argument("--experiment", default="lead-scoring", help="MLflow experiment")
+    tr.add_argument("--rules", type=Path, default=None, help="points matrix for the baseline")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(func=cmd_train)
+
+    evl = sub.add_parser("evaluate", help="evaluate a registered model on a CRM export")
+    evl.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
+    evl.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    evl.add_argument(
+        "--horizon-days",
+        type=_positive_int,
+        default=None,
+        help="default: the horizon the model was trained with",
+    )
+    evl.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("promote", help="make the challenger the champion if it is better")
+    pr.add_argument("--version", default=None, help="make this version the champion (rollback)")
+    pr.add_argument("--force", action="store_true", help="promote the challenger regardless")
+    pr.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="CRM export for the comparison (default: the challenger's training data)",
+    )
+    pr.add_argument(
+        "--metric", default="roc_auc", choices=("roc_auc", "pr_auc", "log_loss", "brier")
+    )
+    pr.add_argument(
+        "--min-improvement", type=float, default=0.0, help="how much better the challenger must be"
+    )
+    pr.set_defaults(func=cmd_promote)
 
     rules = sub.add_parser("rules", help="work with the points matrix")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")

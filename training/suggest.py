@@ -55,8 +55,12 @@ class Suggestion:
 def _insight(fired: np.ndarray, converted: np.ndarray, base_rate: float) -> dict[str, float]:
     n = int(fired.sum())
     rate = float(converted[fired].mean()) if n else float("nan")
-    return {"snapshots": n, "share": n / len(fired), "conversion_rate": rate,
-            "lift": rate / base_rate if n and base_rate > 0 else float("nan")}  # fmt: skip
+    return {
+        "snapshots": n,
+        "share": n / len(fired),
+        "conversion_rate": rate,
+        "lift": rate / base_rate if n and base_rate > 0 else float("nan"),
+    }
 
 
 def suggest_points(
@@ -101,12 +105,17 @@ def suggest_points(
     new_config = config.model_copy(update={"rules": ordered})
     table = pd.DataFrame(
         [
-            {"rule": r.name, "group": r.group, "current_points": r.points,
-             "suggested_points": float(p), "log_odds_per_unit": float(c),
-             **_insight(x[:, j] > 0, y, base_rate)}
+            {
+                "rule": r.name,
+                "group": r.group,
+                "current_points": r.points,
+                "suggested_points": float(p),
+                "log_odds_per_unit": float(c),
+                **_insight(x[:, j] > 0, y, base_rate),
+            }
             for j, (r, p, c) in enumerate(zip(rules, suggested, coef, strict=True))
         ]
-    )  # fmt: skip
+    )
     insights = attribute_insights(store, pairs.contacts, pairs.as_of, y, base_rate)
     logger.info("suggested points from %d conversions in %d snapshots", y.sum(), len(y))
     return Suggestion(new_config, table, insights, len(y), int(y.sum()), base_rate, mql_share)

@@ -1,0 +1,224 @@
+"""The model artifact: a fitted booster with everything needed to use it the same way
+offline and online.
+
+`LeadScorer` holds the LightGBM booster, the feature order, the vocabularies of the
+categorical features, the probability calibration and the points matrix the model was
+evaluated with. It turns a `FeatureBlock` into the model's matrix (encoding categories
+exactly as in training: unseen values become missing), returns calibrated
+probabilities, and explains them with LightGBM's own TreeSHAP contributions.
+
+It lives in `features/` because both sides use it: `training/` builds and logs it, and
+`serving/` loads it by model URI and must not import `training/`. It is saved as plain
+files (booster text, JSON, YAML), not pickles. `LeadScorerModel` wraps it as an MLflow
+pyfunc, so any MLflow-compatible platform can serve it too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from features.kernel import FeatureBlock
+from features.registry import CATEGORICAL, NUMERIC
+from features.rules_config import RulesConfig, parse_rules, rules_yaml
+
+BOOSTER_FILE = "booster.txt"
+SCORER_FILE = "scorer.json"
+RULES_FILE = "rules.yaml"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Maps the booster's raw probability to a calibrated one (or leaves it)."""
+
+    method: Literal["none", "isotonic", "platt"] = "none"
+    x: tuple[float, ...] = ()  # isotonic: breakpoints of the raw probability
+    y: tuple[float, ...] = ()  # isotonic: calibrated values at the breakpoints
+    a: float = 1.0  # platt: sigmoid(a * logit(p) + b)
+    b: float = 0.0
+
+    def apply(self, p: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            return np.interp(p, self.x, self.y)
+        if self.method == "platt":
+            clipped = np.clip(p, 1e-7, 1 - 1e-7)
+            logit = np.log(clipped / (1 - clipped))
+            return 1.0 / (1.0 + np.exp(-(self.a * logit + self.b)))
+        return p
+
+
+@dataclass
+class LeadScorer:
+    """A trained lead-scoring model and how to feed and read it."""
+
+    booster: lgb.Booster
+    vocabularies: dict[str, list[str]]  # categorical feature -> known values (code = index)
+    calibration: Calibration = Calibration()
+    rules: RulesConfig | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    numeric: tuple[str, ...] = NUMERIC
+    categorical: tuple[str, ...] = CATEGORICAL
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's column order: numeric features, then categorical codes."""
+        return [*self.numeric, *self.categorical]
+
+    # --- inputs ---------------------------------------------------------------------
+
+    def encode(self, name: str, values: np.ndarray | pd.Series) -> np.ndarray:
+        """Category codes of a categorical feature as float; unknown or missing -> NaN."""
+        vocabulary = self.vocabularies[name]
+        if len(values) > 64:  # many rows: pandas' hash join; a lead or two: a dict lookup
+            codes = pd.Categorical(np.asarray(values, dtype=object), categories=vocabulary).codes
+            out = codes.astype(float)
+            out[codes < 0] = np.nan
+            return out
+        index = {v: i for i, v in enumerate(vocabulary)}
+        return np.array(
+            [index.get(v, np.nan) if isinstance(v, str) else np.nan for v in values], dtype=float
+        )
+
+    def matrix(self, block: FeatureBlock) -> np.ndarray:
+        """The model's input matrix from a kernel FeatureBlock."""
+        n = block.numeric.shape[0]
+        out = np.empty((n, len(self.feature_names)), dtype=np.float64)
+        out[:, : len(self.numeric)] = block.numeric
+        for j, name in enumerate(self.categorical):
+            out[:, len(self.numeric) + j] = self.encode(name, block.categorical[name])
+        return out
+
+    def matrix_from_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's input matrix from a table with one column per feature."""
+        missing = [c for c in self.feature_names if c not in frame.columns]
+        if missing:
+            raise ValueError(f"the input lacks feature columns: {', '.join(missing[:10])}")
+        out = np.empty((len(frame), len(self.feature_names)), dtype=np.float64)
+        out[:, : len(self.numeric)] = frame[list(self.numeric)].to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        for j, name in enumerate(self.categorical):
+            values = frame[name].astype(object).where(frame[name].notna(), None).to_numpy()
+            out[:, len(self.numeric) + j] = self.encode(name, values)
+        return out
+
+    # --- outputs --------------------------------------------------------------------
+
+    def raw_probability(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(x, num_threads=1), dtype=float)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probability of conversion within the horizon."""
+        return self.calibration.apply(self.raw_probability(x))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions in log-odds, (n, features + 1); the last column is the bias."""
+        return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=1), dtype=float)
+
+    # --- files ----------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        state = {
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "vocabularies": self.vocabularies,
+            "calibration": {
+                "method": self.calibration.method,
+                "x": list(self.calibration.x),
+                "y": list(self.calibration.y),
+                "a": self.calibration.a,
+                "b": self.calibration.b,
+            },
+            "metadata": self.metadata,
+        }
+        (folder / SCORER_FILE).write_text(json.dumps(state, indent=1, default=str))
+        if self.rules is not None:
+            (folder / RULES_FILE).write_text(rules_yaml(self.rules), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LeadScorer:
+        folder = Path(folder)
+        state = json.loads((folder / SCORER_FILE).read_text())
+        import yaml
+
+        rules_path = folder / RULES_FILE
+        rules = (
+            parse_rules(yaml.safe_load(rules_path.read_text()), str(rules_path))
+            if rules_path.exists()
+            else None
+        )
+        cal = state["calibration"]
+        return cls(
+            booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
+            vocabularies=state["vocabularies"],
+            calibration=Calibration(
+                cal["method"], tuple(cal["x"]), tuple(cal["y"]), cal["a"], cal["b"]
+            ),
+            rules=rules,
+            metadata=state["metadata"],
+            numeric=tuple(state["numeric"]),
+            categorical=tuple(state["categorical"]),
+        )
+
+
+class LeadScorerModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """The MLflow pyfunc: feature table in, calibrated probability out.
+
+    The state is in the artifact folder ``scorer`` (booster text, JSON, rules YAML);
+    this class holds only the code, so the pickled pyfunc is just a reference to it.
+    """
+
+    scorer: LeadScorer
+
+    def load_context(self, context: Any) -> None:
+        self.scorer = LeadScorer.load(context.artifacts["scorer"])
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        return self.scorer.predict(self.scorer.matrix_from_frame(model_input))
+
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+MODEL_NAME = "lead-scorer"
+
+
+def tracking_uri() -> str:
+    """MLflow tracking: $MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
+    import os
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
+    """Load a registered model by URI (e.g. models:/lead-scorer@champion).
+
+    Returns the scorer and what was loaded: name, version, alias (empty when not given).
+    """
+    mlflow.set_tracking_uri(tracking_uri())
+    model = mlflow.pyfunc.load_model(model_uri)
+    scorer: LeadScorer = model.unwrap_python_model().scorer
+    info = {"uri": model_uri, "name": "", "version": "", "alias": ""}
+    if model_uri.startswith("models:/"):
+        rest = model_uri.removeprefix("models:/")
+        name, _, ref = rest.partition("@") if "@" in rest else rest.partition("/")
+        info["name"] = name
+        client = mlflow.MlflowClient()
+        if "@" in rest:
+            info["alias"] = ref
+            info["version"] = str(client.get_model_version_by_alias(name, ref).version)
+        else:
+            info["version"] = ref
+    return scorer, info

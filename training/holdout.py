@@ -1,0 +1,85 @@
+"""Evaluate any registered model on any CRM export, on its most recent snapshots.
+
+The shared recent holdout is the last `test_fraction` of the export's mature as_of
+dates: the period a newly trained challenger did not train on, and the one that matters
+for the next quarter. `promote` compares challenger and champion on it; `leadscore
+evaluate` prints the same comparison for any model URI, next to the points score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.crm import CRM, load_crm
+from features.rules import score_rules
+from features.rules_config import RulesConfig, load_rules
+from features.scorer import LeadScorer, load_scorer
+from features.snapshots import SnapshotConfig, build_snapshots, to_epoch
+from features.store import EventStore
+from training import evaluate as E
+
+
+@dataclass
+class Holdout:
+    frame: pd.DataFrame
+    store: EventStore
+
+
+def recent_holdout(crm: CRM, cfg: SnapshotConfig, test_fraction: float = 0.25) -> Holdout:
+    """The most recent `test_fraction` of mature snapshot dates of the export."""
+    store = EventStore.from_crm(crm)
+    frame, _ = build_snapshots(crm, cfg, store=store)
+    dates = np.sort(frame["as_of"].unique())
+    if len(dates) == 0:
+        raise ValueError(
+            "the export has no mature snapshot (its history is shorter than the horizon)"
+        )
+    first = dates[min(len(dates) - 1, int(len(dates) * (1 - test_fraction)))]
+    return Holdout(frame[frame["as_of"] >= first].reset_index(drop=True), store)
+
+
+def model_metrics(scorer: LeadScorer, holdout: Holdout, share: float) -> dict[str, float]:
+    y = holdout.frame["converted"].to_numpy()
+    p = scorer.predict(scorer.matrix_from_frame(holdout.frame))
+    return E.metrics(y, p, p, E.select_top(p, share))
+
+
+def rules_on_holdout(rules: RulesConfig, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
+    contacts = holdout.store.contact_index(holdout.frame["contact_id"].astype(str).tolist())
+    as_of = np.array([to_epoch(t) for t in holdout.frame["as_of"]], dtype=np.int64)
+    scores = score_rules(rules, holdout.store, contacts, as_of)
+    return scores.total, scores.mql
+
+
+def evaluate_model(
+    model_uri: str, data: str | Path, horizon_days: int | None = None, test_fraction: float = 0.25
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Comparison table of the model and the points score on the export's recent holdout."""
+    scorer, info = load_scorer(model_uri)
+    horizon = horizon_days or int(scorer.metadata.get("horizon_days", 90))
+    crm = load_crm(data)
+    holdout = recent_holdout(crm, SnapshotConfig(horizon_days=horizon), test_fraction)
+    y = holdout.frame["converted"].to_numpy()
+    if y.sum() == 0:
+        raise ValueError(f"the recent holdout ({len(y):,} snapshots) has no conversion to rank")
+    rules = scorer.rules or load_rules()
+    points, mql = rules_on_holdout(rules, holdout)
+    share = float(mql.mean())
+    results = {
+        f"model {info.get('name') or model_uri} v{info.get('version') or '?'}": model_metrics(
+            scorer, holdout, share
+        ),
+        "rules": E.metrics(y, points, None, mql),
+    }
+    table = E.comparison_table(results)
+    window = {
+        "holdout_from": str(holdout.frame["as_of"].min()),
+        "holdout_to": str(holdout.frame["as_of"].max()),
+        "snapshots": str(len(y)),
+        "conversions": str(int(y.sum())),
+    }
+    return table, window

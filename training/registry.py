@@ -1,0 +1,116 @@
+"""The model registry: the only module that writes to it.
+
+Registered model `lead-scorer`; aliases `challenger` (the newest trained model) and
+`champion` (the one serving loads). Never the deprecated stages. `promote` moves the
+champion alias to the challenger only when the challenger beats the champion on the
+shared recent holdout by the required margin; `promote(version=N)` rolls back (or
+forward) to any registered version.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features.crm import load_crm
+from features.scorer import MODEL_NAME, load_scorer, tracking_uri
+from features.snapshots import SnapshotConfig
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def client() -> MlflowClient:
+    mlflow.set_tracking_uri(tracking_uri())
+    return MlflowClient()
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    client().set_registered_model_alias(name, alias, version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+@dataclass
+class Promotion:
+    promoted: bool
+    champion: str | None  # the champion version after the call
+    message: str
+
+
+def promote(
+    name: str = MODEL_NAME,
+    version: str | None = None,
+    force: bool = False,
+    data: str | Path | None = None,
+    metric: str = "roc_auc",
+    min_improvement: float = 0.0,
+) -> Promotion:
+    """Make the challenger (or ``version``) the champion, if it earns it."""
+    c = client()
+    if version is not None:
+        try:
+            c.get_model_version(name, version)
+        except MlflowException as exc:
+            raise ValueError(f"{name} has no version {version}") from exc
+        previous = alias_version(name, CHAMPION)
+        c.set_registered_model_alias(name, CHAMPION, version)
+        return Promotion(
+            True,
+            version,
+            f"{name} version {version} is now the champion (was {previous or 'none'})",
+        )
+    challenger = alias_version(name, CHALLENGER)
+    if challenger is None:
+        raise ValueError(f"{name} has no challenger; train a model first (leadscore train)")
+    champion = alias_version(name, CHAMPION)
+    if champion == challenger:
+        return Promotion(False, champion, f"version {challenger} is already the champion")
+    if champion is None or force:
+        c.set_registered_model_alias(name, CHAMPION, challenger)
+        why = "forced" if force else "there was no champion yet"
+        return Promotion(True, challenger, f"version {challenger} is now the champion ({why})")
+    from training.holdout import model_metrics, recent_holdout, rules_on_holdout
+
+    challenger_scorer, _ = load_scorer(f"models:/{name}/{challenger}")
+    champion_scorer, _ = load_scorer(f"models:/{name}/{champion}")
+    source = data or challenger_scorer.metadata.get("data_source")
+    if source is None or not Path(source).is_dir():
+        raise ValueError(
+            "no CRM export to compare on: pass --data DIR (the challenger's training "
+            f"data {source!r} is not a folder here)"
+        )
+    horizon = int(challenger_scorer.metadata.get("horizon_days", 90))
+    holdout = recent_holdout(load_crm(source), SnapshotConfig(horizon_days=horizon))
+    rules = challenger_scorer.rules
+    share = float(rules_on_holdout(rules, holdout)[1].mean()) if rules else 0.1
+    new = model_metrics(challenger_scorer, holdout, share)[metric]
+    old = model_metrics(champion_scorer, holdout, share)[metric]
+    lower_is_better = metric in ("log_loss", "brier", "ece")
+    gain = (old - new) if lower_is_better else (new - old)
+    window = f"{holdout.frame['as_of'].min().date()}..{holdout.frame['as_of'].max().date()}"
+    detail = (
+        f"{metric} on the recent holdout ({len(holdout.frame):,} snapshots, {window}): "
+        f"challenger v{challenger} {new:.4f}, champion v{champion} {old:.4f}"
+    )
+    if gain > min_improvement:  # it must beat the champion, by more than the margin
+        c.set_registered_model_alias(name, CHAMPION, challenger)
+        return Promotion(True, challenger, f"promoted v{challenger}: {detail}")
+    return Promotion(
+        False,
+        champion,
+        f"not promoted: {detail}; the required improvement is "
+        f"{min_improvement:g} (use --force to promote anyway)",
+    )

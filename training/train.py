@@ -1,0 +1,395 @@
+"""Train the lead-scoring model on closed-won outcomes and compare it with its baselines.
+
+    snapshots ──> fit │ gap │ validation │ gap │ test          (gaps: one horizon each)
+                  LightGBM (native categoricals), early stopping on validation
+                  calibration fitted on validation, only if validation shows it is needed
+                  logistic regression and the points score on the same test rows
+
+Everything is logged to one MLflow run (the whole config, metrics, plots, the comparison
+table, the feature list, the rules used, the training data as a dataset input), and the
+model is logged once as a pyfunc and registered with the alias `challenger`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from features import registry as R
+from features.crm import CRM, load_crm
+from features.rules import score_rules
+from features.rules_config import RulesConfig, load_rules, rules_yaml
+from features.scorer import MODEL_NAME, Calibration, LeadScorer, LeadScorerModel, tracking_uri
+from features.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split, to_epoch
+from features.store import EventStore
+from training import evaluate as E
+from training.registry import CHALLENGER, set_alias
+from training.truth import latent_propensity, load_episodes
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT = "lead-scoring"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; logged whole as the run's parameters."""
+
+    horizon_days: int = 90
+    snapshot_every_days: int = 30
+    active_days: int | None = 365
+    test_fraction: float = 0.25  # the most recent share of as_of dates
+    validation_fraction: float = 0.2  # of the remaining dates: early stopping, calibration
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    calibration: Literal["auto", "none", "isotonic", "platt"] = "auto"
+    calibration_ece_tolerance: float = 0.002  # auto: calibrate above this validation ECE
+    seed: int = 0
+    num_threads: int = 2
+    experiment: str = EXPERIMENT
+    model_name: str = MODEL_NAME
+    rules_path: str | None = None
+
+    def snapshots(self) -> SnapshotConfig:
+        return SnapshotConfig(
+            self.horizon_days, self.snapshot_every_days, active_days=self.active_days
+        )
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_version: str
+    comparison: pd.DataFrame
+    best_iteration: int
+    calibration: str
+    latent_truth_auc: float | None
+    rows: dict[str, int]
+
+
+@dataclass
+class Splits:
+    fit: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    outer: TimeSplit
+    inner: TimeSplit
+
+
+def split(frame: pd.DataFrame, cfg: TrainConfig) -> Splits:
+    """fit | gap | validation | gap | test, all by as_of, each gap one horizon."""
+    outer = time_split(frame, cfg.horizon_days, cfg.test_fraction)
+    try:
+        inner = time_split(outer.train, cfg.horizon_days, cfg.validation_fraction)
+    except ValueError as exc:
+        raise ValueError(
+            f"not enough history for a validation slice before the test period: {exc}. "
+            "Use more months of data, --snapshot-every-days smaller, or a shorter horizon."
+        ) from exc
+    return Splits(inner.train, inner.test, outer.test, outer, inner)
+
+
+def vocabularies(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Known values of each categorical feature, most frequent first (from the fit rows)."""
+    out = {}
+    for name in R.CATEGORICAL:
+        counts = frame[name].astype(object).dropna().value_counts()
+        out[name] = [str(v) for v in counts.index]
+    return out
+
+
+def fit_booster(
+    scorer: LeadScorer, fit: pd.DataFrame, valid: pd.DataFrame, cfg: TrainConfig
+) -> lgb.Booster:
+    categorical = list(range(len(scorer.numeric), len(scorer.feature_names)))
+    params = {
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": 1,
+        "lambda_l2": cfg.lambda_l2,
+        "seed": cfg.seed,
+        "num_threads": cfg.num_threads,
+        "deterministic": True,
+        "verbosity": -1,
+    }
+    train_set = lgb.Dataset(
+        scorer.matrix_from_frame(fit),
+        fit["converted"].to_numpy(),
+        feature_name=scorer.feature_names,
+        categorical_feature=categorical,
+        free_raw_data=True,
+    )
+    valid_set = lgb.Dataset(
+        scorer.matrix_from_frame(valid), valid["converted"].to_numpy(), reference=train_set
+    )
+    return lgb.train(
+        params,
+        train_set,
+        num_boost_round=cfg.num_boost_round,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    )
+
+
+def fit_calibration(y: np.ndarray, p: np.ndarray, cfg: TrainConfig) -> Calibration:
+    """Calibrate on the validation slice when asked, or (auto) when its ECE is too high."""
+    method = cfg.calibration
+    if method == "auto":
+        if E.expected_calibration_error(y, p) <= cfg.calibration_ece_tolerance:
+            return Calibration("none")
+        method = "isotonic" if y.sum() >= 200 else "platt"
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        return Calibration(
+            "isotonic", tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_))
+        )
+    if method == "platt":
+        clipped = np.clip(p, 1e-7, 1 - 1e-7)
+        logit = np.log(clipped / (1 - clipped)).reshape(-1, 1)
+        lr = LogisticRegression(C=1e6).fit(logit, y)
+        return Calibration("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+    return Calibration("none")
+
+
+def logistic_baseline(fit: pd.DataFrame) -> Pipeline:
+    """A scikit-learn pipeline over the same features: impute, log-scale, standardise, one-hot."""
+    signed_log = FunctionTransformer(
+        lambda x: np.sign(x) * np.log1p(np.abs(x)), feature_names_out="one-to-one"
+    )
+    numeric = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        signed_log,
+        StandardScaler(),
+    )
+    categorical = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="(missing)"),
+        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=50),
+    )
+    pipe = Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [("num", numeric, list(R.NUMERIC)), ("cat", categorical, list(R.CATEGORICAL))]
+                ),
+            ),
+            ("model", LogisticRegression(C=0.1, max_iter=3000)),
+        ]
+    )
+    x = fit[list(R.FEATURE_NAMES)].copy()
+    for name in R.CATEGORICAL:
+        x[name] = x[name].astype(object).where(x[name].notna(), "(missing)")
+    pipe.fit(x, fit["converted"].to_numpy())
+    return pipe
+
+
+def _lr_input(frame: pd.DataFrame) -> pd.DataFrame:
+    x = frame[list(R.FEATURE_NAMES)].copy()
+    for name in R.CATEGORICAL:
+        x[name] = x[name].astype(object).where(x[name].notna(), "(missing)")
+    return x
+
+
+def rule_points(
+    rules: RulesConfig, store: EventStore, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """(points, MQL flag) of each snapshot row."""
+    contacts = store.contact_index(frame["contact_id"].astype(str).tolist())
+    as_of = np.array([to_epoch(t) for t in frame["as_of"]], dtype=np.int64)
+    scores = score_rules(rules, store, contacts, as_of)
+    return scores.total, scores.mql
+
+
+def importance_table(scorer: LeadScorer, x_sample: np.ndarray) -> pd.DataFrame:
+    gain = scorer.booster.feature_importance(importance_type="gain")
+    shap = np.abs(scorer.contributions(x_sample)[:, :-1]).mean(axis=0)
+    return pd.DataFrame(
+        {
+            "feature": scorer.feature_names,
+            "label": [R.label(f) for f in scorer.feature_names],
+            "gain": gain,
+            "mean_abs_shap": shap,
+        }
+    ).sort_values("mean_abs_shap", ascending=False)
+
+
+def train(
+    cfg: TrainConfig, data: str | Path, dataset: str | Path | None = None, crm: CRM | None = None
+) -> TrainResult:
+    """Build (or read) the training set, fit, compare, log to MLflow, register as challenger."""
+    data = Path(data)
+    crm = crm or load_crm(data)
+    store = EventStore.from_crm(crm)
+    rules = load_rules(cfg.rules_path)
+    if dataset is not None:
+        frame = pd.read_parquet(dataset)
+        source = str(dataset)
+    else:
+        frame, _ = build_snapshots(crm, cfg.snapshots(), store=store)
+        source = str(data)
+    if frame["converted"].sum() < 20:
+        raise ValueError(
+            f"only {int(frame['converted'].sum())} conversions in {len(frame):,} snapshots; "
+            "a model needs at least 20 (more history or a longer horizon)"
+        )
+    s = split(frame, cfg)
+    logger.info("split: fit %d, validation %d, test %d rows", len(s.fit), len(s.valid), len(s.test))
+
+    scorer = LeadScorer(booster=None, vocabularies=vocabularies(s.fit), rules=rules)
+    scorer.booster = fit_booster(scorer, s.fit, s.valid, cfg)
+    y_valid = s.valid["converted"].to_numpy()
+    scorer.calibration = fit_calibration(
+        y_valid, scorer.raw_probability(scorer.matrix_from_frame(s.valid)), cfg
+    )
+
+    y = s.test["converted"].to_numpy()
+    x_test = scorer.matrix_from_frame(s.test)
+    p_model = scorer.predict(x_test)
+    logreg = logistic_baseline(s.fit)
+    p_logreg = logreg.predict_proba(_lr_input(s.test))[:, 1]
+    points_test, mql = rule_points(rules, store, s.test)
+    points_valid, _ = rule_points(rules, store, s.valid)
+    # The points as a probability (for log loss, Brier, ECE): isotonic map fitted on validation.
+    points_to_p = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
+        points_valid, y_valid
+    )
+    p_rules = points_to_p.predict(points_test)
+    share = float(mql.mean())
+    results = {
+        "model": E.metrics(y, p_model, p_model, E.select_top(p_model, share)),
+        "logistic_regression": E.metrics(y, p_logreg, p_logreg, E.select_top(p_logreg, share)),
+        "rules": E.metrics(y, points_test, p_rules, mql),
+    }
+    truth_auc = None
+    episodes = load_episodes(data)
+    if episodes is not None:
+        latent = latent_propensity(episodes, s.test["account_id"], s.test["as_of"])
+        truth_auc = float(roc_auc_score(y, latent))
+    table = E.comparison_table(results)
+    rng = np.random.default_rng(cfg.seed)
+    sample = x_test[rng.choice(len(x_test), size=min(20_000, len(x_test)), replace=False)]
+    importance = importance_table(scorer, sample)
+    scorer.metadata = {
+        "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "training_window": [str(s.fit["as_of"].min()), str(s.valid["as_of"].max())],
+        "test_window": [str(s.test["as_of"].min()), str(s.test["as_of"].max())],
+        "horizon_days": cfg.horizon_days,
+        "best_iteration": scorer.booster.best_iteration,
+        "holdout_metrics": {k: round(v, 6) for k, v in results["model"].items()},
+        "rules_holdout_metrics": {k: round(v, 6) for k, v in results["rules"].items()},
+        "latent_truth_roc_auc": truth_auc,
+        "data_source": source,
+        "kind": "touchpoint",
+    }
+
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(cfg.experiment)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        mlflow.log_params(
+            {
+                **asdict(cfg),
+                "data": str(data),
+                "dataset": source,
+                "rows_fit": len(s.fit),
+                "rows_validation": len(s.valid),
+                "rows_test": len(s.test),
+                "best_iteration": scorer.booster.best_iteration,
+                "calibration_method": scorer.calibration.method,
+            }
+        )
+        for scorer_name, values in results.items():
+            mlflow.log_metrics(
+                {f"{scorer_name}_{k}": v for k, v in values.items() if np.isfinite(v)}
+            )
+        if truth_auc is not None:
+            mlflow.log_metric("latent_truth_roc_auc", truth_auc)
+        E.plot_all(
+            out / "plots",
+            y,
+            {"model": p_model, "logistic regression": p_logreg, "points": points_test},
+            {"model": p_model, "logistic regression": p_logreg, "points": p_rules},
+            importance,
+        )
+        (out / "comparison.md").write_text(E.table_markdown(table))
+        (out / "comparison.html").write_text(table.to_html(float_format=lambda v: f"{v:.4f}"))
+        importance.to_csv(out / "feature_importance.csv", index=False)
+        (out / "features.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "name": f.name,
+                        "label": f.label,
+                        "definition": f.definition,
+                        "family": f.family,
+                        "kind": f.kind,
+                    }
+                    for f in R.FEATURES
+                ],
+                indent=1,
+            )
+        )
+        (out / "rules.yaml").write_text(rules_yaml(rules), encoding="utf-8")
+        mlflow.log_artifacts(str(out))
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                s.outer.train.head(100_000),
+                source=source,
+                targets="converted",
+                name="training-snapshots",
+            ),
+            context="training",
+        )
+        scorer_dir = scorer.save(out / "scorer")
+        example = s.test[list(R.FEATURE_NAMES)].head(5).copy()
+        for name in R.CATEGORICAL:
+            example[name] = example[name].astype(object).where(example[name].notna(), None)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadScorerModel(),
+            artifacts={"scorer": str(scorer_dir)},
+            signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
+            input_example=example,
+            registered_model_name=cfg.model_name,
+        )
+        version = str(info.registered_model_version)
+        set_alias(cfg.model_name, CHALLENGER, version)
+        run_id = run.info.run_id
+    logger.info("registered %s version %s as %s", cfg.model_name, version, CHALLENGER)
+    return TrainResult(
+        run_id=run_id,
+        model_version=version,
+        comparison=table,
+        best_iteration=scorer.booster.best_iteration,
+        calibration=scorer.calibration.method,
+        latent_truth_auc=truth_auc,
+        rows={"fit": len(s.fit), "validation": len(s.valid), "test": len(s.test)},
+    )
