@@ -23,9 +23,15 @@ $(STAMP):
 
 install: $(STAMP)
 
+# Everything lands in $(DEMO_DIR)/: the CRM, the MLflow store (mlflow.db) and its artifacts.
 demo: install
 	$(BIN)/leadscore generate --out $(DEMO_DIR)/crm --accounts $(DEMO_ACCOUNTS) --seed 7 --overwrite
-	$(BIN)/leadscore validate $(DEMO_DIR)/crm
+	$(BIN)/leadscore validate $(DEMO_DIR)/crm | tail -n 4
+	cd $(DEMO_DIR) && ../$(BIN)/leadscore train --data crm
+	@# a re-run trains an identical challenger, which rightly does not replace the champion
+	cd $(DEMO_DIR) && ../$(BIN)/leadscore promote || true
+	cd $(DEMO_DIR) && ../$(BIN)/leadscore score --data crm --out scores.csv
+	@echo "demo: scores for every lead in $(DEMO_DIR)/scores.csv; MLflow UI: cd $(DEMO_DIR) && ../$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -311,7 +312,10 @@ def train(
     }
 
     mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(cfg.experiment)
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        # Under `mlflow run` the run exists already, in the experiment given to
+        # `mlflow run --experiment-name`; start_run() below attaches to it.
+        mlflow.set_experiment(cfg.experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         mlflow.log_params(
