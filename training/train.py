@@ -89,6 +89,8 @@ class TrainResult:
     calibration: str
     latent_truth_auc: float | None
     rows: dict[str, int]
+    seconds: dict[str, float]  # wall time per stage: snapshots, fit, calibration, ...
+    rounds: int  # boosting rounds actually run (best iteration + patience, at most the cap)
 
 
 @dataclass
@@ -246,6 +248,7 @@ def train(
     cfg: TrainConfig, data: str | Path, dataset: str | Path | None = None, crm: CRM | None = None
 ) -> TrainResult:
     """Build (or read) the training set, fit, compare, log to MLflow, register as challenger."""
+    clock = _Clock()
     data = Path(data)
     crm = crm or load_crm(data)
     store = EventStore.from_crm(crm)
@@ -261,16 +264,20 @@ def train(
             f"only {int(frame['converted'].sum())} conversions in {len(frame):,} snapshots; "
             "a model needs at least 20 (more history or a longer horizon)"
         )
+    clock.lap("snapshots")
     s = split(frame, cfg)
     logger.info("split: fit %d, validation %d, test %d rows", len(s.fit), len(s.valid), len(s.test))
 
     scorer = LeadScorer(booster=None, vocabularies=vocabularies(s.fit), rules=rules)
+    clock.lap("encode")
     scorer.booster = fit_booster(scorer, s.fit, s.valid, cfg)
+    clock.lap("fit")
     y_valid = s.valid["converted"].to_numpy()
     scorer.calibration = fit_calibration(
         y_valid, scorer.raw_probability(scorer.matrix_from_frame(s.valid)), cfg
     )
 
+    clock.lap("calibration")
     y = s.test["converted"].to_numpy()
     x_test = scorer.matrix_from_frame(s.test)
     p_model = scorer.predict(x_test)
@@ -283,6 +290,7 @@ def train(
         points_valid, y_valid
     )
     p_rules = points_to_p.predict(points_test)
+    clock.lap("baselines")
     share = float(mql.mean())
     results = {
         "model": E.metrics(y, p_model, p_model, E.select_top(p_model, share)),
@@ -310,6 +318,7 @@ def train(
         "data_source": source,
         "kind": "touchpoint",
     }
+    clock.lap("evaluation")
 
     mlflow.set_tracking_uri(tracking_uri())
     if not os.environ.get("MLFLOW_RUN_ID"):
@@ -387,6 +396,8 @@ def train(
         version = str(info.registered_model_version)
         set_alias(cfg.model_name, CHALLENGER, version)
         run_id = run.info.run_id
+        clock.lap("logging")
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in clock.laps.items()})
     logger.info("registered %s version %s as %s", cfg.model_name, version, CHALLENGER)
     return TrainResult(
         run_id=run_id,
@@ -396,4 +407,22 @@ def train(
         calibration=scorer.calibration.method,
         latent_truth_auc=truth_auc,
         rows={"fit": len(s.fit), "validation": len(s.valid), "test": len(s.test)},
+        seconds=dict(clock.laps),
+        rounds=scorer.booster.current_iteration(),
     )
+
+
+class _Clock:
+    """Wall time per stage, for the run's metrics and the training benchmark."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = now - self._last
+        self._last = now
