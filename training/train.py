@@ -374,7 +374,7 @@ def train(
         mlflow.log_artifacts(str(out))
         mlflow.log_input(
             mlflow.data.from_pandas(
-                s.outer.train.head(100_000),
+                s.outer.train,
                 source=source,
                 targets="converted",
                 name="training-snapshots",
@@ -392,6 +392,8 @@ def train(
             signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
             input_example=example,
             registered_model_name=cfg.model_name,
+            # Stated, not inferred: inference loads the model in a subprocess (seconds).
+            pip_requirements=runtime_requirements(),
         )
         version = str(info.registered_model_version)
         set_alias(cfg.model_name, CHALLENGER, version)
@@ -408,8 +410,26 @@ def train(
         latent_truth_auc=truth_auc,
         rows={"fit": len(s.fit), "validation": len(s.valid), "test": len(s.test)},
         seconds=dict(clock.laps),
-        rounds=scorer.booster.current_iteration(),
+        # LightGBM returns the booster cut at the best iteration; it ran `patience` more.
+        rounds=min(cfg.num_boost_round, scorer.booster.best_iteration + cfg.early_stopping_rounds),
     )
+
+
+def runtime_requirements() -> list[str]:
+    """What the pyfunc needs at inference, pinned to the versions it was trained with."""
+    from importlib.metadata import version
+
+    names = (
+        "lightgbm",
+        "mlflow",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "pyyaml",
+        "scikit-learn",
+        "pydantic",
+    )
+    return [f"{name}=={version(name)}" for name in names]
 
 
 class _Clock:
