@@ -273,6 +273,24 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return EXIT_OK if result.promoted else EXIT_REFUSED
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    os.environ["LEADSCORE_MODEL_URI"] = args.model
+    print(f"serving {args.model} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    uvicorn.run(
+        "serving.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return EXIT_OK
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
@@ -392,6 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-improvement", type=float, default=0.0, help="how much better the challenger must be"
     )
     pr.set_defaults(func=cmd_promote)
+
+    sv = sub.add_parser("serve", help="run the scoring API")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=_positive_int, default=8000)
+    sv.add_argument("--workers", type=_positive_int, default=1)
+    sv.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
+    sv.set_defaults(func=cmd_serve)
 
     rules = sub.add_parser("rules", help="work with the points matrix")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")

@@ -115,3 +115,34 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
             f"\nWARNING: {SHARED} is absent: the real-data tests were skipped.",
             file=sys.stderr,
         )
+
+
+@pytest.fixture(scope="session")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A small synthetic CRM and an MLflow store whose lead-scorer has a champion.
+
+    Returns the CRM folder and the tracking URI; tests set MLFLOW_TRACKING_URI themselves.
+    """
+    import os
+
+    from features.synthetic import GeneratorConfig, generate_crm
+    from training.registry import promote
+    from training.train import TrainConfig, train
+
+    home = tmp_path_factory.mktemp("champion")
+    data = home / "crm"
+    generate_crm(GeneratorConfig(accounts=1500, seed=13), data, fmt="parquet")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    old_uri, old_cwd = os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd()
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.chdir(home)
+    try:
+        train(TrainConfig(num_boost_round=200, early_stopping_rounds=30), data)
+        assert promote().promoted
+    finally:
+        os.chdir(old_cwd)
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
+    return {"data": str(data), "tracking_uri": uri, "home": str(home)}

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-from features.synthetic import GeneratorConfig, generate_crm
-from training.registry import promote
-from training.train import TrainConfig, train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -19,26 +14,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("notebooks")
-    data = home / "crm"
-    generate_crm(GeneratorConfig(accounts=1500, seed=13), data, fmt="parquet")
-    env = {"LEADSCORE_DATA": str(data), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
-    old = {k: os.environ.get(k) for k in env}
-    old_cwd = Path.cwd()
-    os.environ.update(env)
-    os.chdir(home)
-    try:
-        train(TrainConfig(num_boost_round=200, early_stopping_rounds=30), data)
-        assert promote().promoted
-    finally:
-        os.chdir(old_cwd)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return {**env, "home": str(home)}
+def trained(champion: dict[str, str]) -> dict[str, str]:
+    return {
+        "LEADSCORE_DATA": champion["data"],
+        "MLFLOW_TRACKING_URI": champion["tracking_uri"],
+        "home": champion["home"],
+    }
 
 
 @pytest.mark.parametrize("name", ["01_runs_and_models.ipynb", "02_what_matters.ipynb"])

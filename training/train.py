@@ -125,8 +125,14 @@ def vocabularies(frame: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def fit_booster(
-    scorer: LeadScorer, fit: pd.DataFrame, valid: pd.DataFrame, cfg: TrainConfig
+    scorer: LeadScorer,
+    fit: pd.DataFrame,
+    valid: pd.DataFrame,
+    cfg: TrainConfig,
+    matrices: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> lgb.Booster:
+    """Boost on the fit rows, early-stopped on the validation rows (matrices: pre-encoded)."""
+    x_fit, x_valid = matrices or (scorer.matrix_from_frame(fit), scorer.matrix_from_frame(valid))
     categorical = list(range(len(scorer.numeric), len(scorer.feature_names)))
     params = {
         "objective": "binary",
@@ -144,15 +150,13 @@ def fit_booster(
         "verbosity": -1,
     }
     train_set = lgb.Dataset(
-        scorer.matrix_from_frame(fit),
+        x_fit,
         fit["converted"].to_numpy(),
         feature_name=scorer.feature_names,
         categorical_feature=categorical,
         free_raw_data=True,
     )
-    valid_set = lgb.Dataset(
-        scorer.matrix_from_frame(valid), valid["converted"].to_numpy(), reference=train_set
-    )
+    valid_set = lgb.Dataset(x_valid, valid["converted"].to_numpy(), reference=train_set)
     return lgb.train(
         params,
         train_set,
@@ -269,13 +273,12 @@ def train(
     logger.info("split: fit %d, validation %d, test %d rows", len(s.fit), len(s.valid), len(s.test))
 
     scorer = LeadScorer(booster=None, vocabularies=vocabularies(s.fit), rules=rules)
+    x_fit, x_valid = scorer.matrix_from_frame(s.fit), scorer.matrix_from_frame(s.valid)
     clock.lap("encode")
-    scorer.booster = fit_booster(scorer, s.fit, s.valid, cfg)
+    scorer.booster = fit_booster(scorer, s.fit, s.valid, cfg, matrices=(x_fit, x_valid))
     clock.lap("fit")
     y_valid = s.valid["converted"].to_numpy()
-    scorer.calibration = fit_calibration(
-        y_valid, scorer.raw_probability(scorer.matrix_from_frame(s.valid)), cfg
-    )
+    scorer.calibration = fit_calibration(y_valid, scorer.raw_probability(x_valid), cfg)
 
     clock.lap("calibration")
     y = s.test["converted"].to_numpy()
@@ -317,6 +320,7 @@ def train(
         "latent_truth_roc_auc": truth_auc,
         "data_source": source,
         "kind": "touchpoint",
+        "feature_importance": importance[["feature", "mean_abs_shap", "gain"]].to_dict("records"),
     }
     clock.lap("evaluation")
 

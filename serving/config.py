@@ -1,0 +1,39 @@
+"""Serving settings: one pydantic-settings object, read from LEADSCORE_* variables.
+
+Injected into routes with `Depends(get_settings)`; tests replace it with
+`app.dependency_overrides`. Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore")
+
+    model_uri: str = "models:/lead-scorer@champion"
+    #: accepted X-API-Key values (comma-separated in LEADSCORE_API_KEYS); empty: no key needed
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_batch: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=5_000_000, ge=1_000)
+    reasons: int = Field(default=5, ge=0, le=50)
+    #: seconds between checks whether the alias moved (0: never; reload on POST /v1/admin/reload)
+    alias_poll_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """LEADSCORE_API_KEYS="key1,key2": several keys, so they can be rotated."""
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,212 @@
+"""The HTTP contract (v1): one pydantic model per purpose, constraints in `Field`.
+
+Field names are the data contract's columns, so a CRM sends what it already has.
+Anything a user can get wrong is rejected here with a 422 that names the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
+
+Seniority = Literal[SENIORITY_LEVELS]  # type: ignore[valid-type]
+Department = Literal[DEPARTMENTS]  # type: ignore[valid-type]
+Id = Field(min_length=1, max_length=200)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class Contact(_In):
+    contact_id: str = Id
+    account_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(description="When the lead entered the CRM; no offset means UTC.")
+    job_title: str | None = Field(default=None, max_length=300)
+    seniority: Seniority | None = None
+    department: Department | None = None
+    lead_source: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(
+        default=None, max_length=320, description="Only the domain is used; never logged."
+    )
+
+
+class Account(_In):
+    account_id: str = Id
+    industry: str | None = Field(default=None, max_length=100)
+    employees: int | None = Field(default=None, ge=0)
+    annual_revenue: float | None = Field(default=None, ge=0)
+    country: str | None = Field(default=None, max_length=100)
+
+
+class Touchpoint(_In):
+    touchpoint_id: str = Id
+    occurred_at: datetime
+    type: str = Field(
+        min_length=1, max_length=100, description="A taxonomy type; others count as `other`."
+    )
+    channel: str | None = Field(default=None, max_length=100)
+    topic: str | None = Field(default=None, max_length=100)
+
+
+class CommitteeMember(_In):
+    contact: Contact
+    touchpoints: list[Touchpoint] = Field(default_factory=list, max_length=5000)
+
+
+class Opportunity(_In):
+    opportunity_id: str = Id
+    account_id: str = Id
+    contact_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime
+    closed_at: datetime | None = None
+    stage: Literal["open", "closed_won", "closed_lost"]
+    amount: float | None = Field(default=None, ge=0)
+
+
+EXAMPLE_REQUEST: dict[str, Any] = {
+    "contact": {
+        "contact_id": "C1",
+        "account_id": "A1",
+        "created_at": "2025-03-02T10:00:00Z",
+        "job_title": "VP Finance",
+        "lead_source": "web_form",
+        "email": "ana@acme.example",
+    },
+    "account": {
+        "account_id": "A1",
+        "industry": "software",
+        "employees": 250,
+        "annual_revenue": 12000000,
+        "country": "DE",
+    },
+    "touchpoints": [
+        {
+            "touchpoint_id": "T1",
+            "occurred_at": "2025-03-02T10:00:00Z",
+            "type": "demo_request",
+            "channel": "direct",
+            "topic": "product",
+        }
+    ],
+    "committee": [
+        {
+            "contact": {
+                "contact_id": "C2",
+                "account_id": "A1",
+                "created_at": "2025-02-20T09:00:00Z",
+                "job_title": "CTO",
+            },
+            "touchpoints": [
+                {
+                    "touchpoint_id": "T9",
+                    "occurred_at": "2025-03-01T15:00:00Z",
+                    "type": "pricing_page_view",
+                }
+            ],
+        }
+    ],
+    "as_of": "2025-03-05T00:00:00Z",
+}
+
+
+class ScoreRequest(_In):
+    """One lead with its context. `as_of` defaults to now."""
+
+    model_config = ConfigDict(
+        extra="ignore", str_strip_whitespace=True, json_schema_extra={"examples": [EXAMPLE_REQUEST]}
+    )
+
+    contact: Contact
+    account: Account | None = None
+    touchpoints: list[Touchpoint] = Field(default_factory=list, max_length=5000)
+    committee: list[CommitteeMember] = Field(default_factory=list, max_length=200)
+    opportunities: list[Opportunity] = Field(default_factory=list, max_length=500)
+    as_of: datetime | None = None
+
+
+class BatchRequest(_In):
+    leads: list[ScoreRequest] = Field(min_length=1)
+
+
+class RuleLine(BaseModel):
+    rule: str
+    group: str
+    count: int
+    decay: float
+    points: float
+
+
+class RulesResult(BaseModel):
+    points: float
+    fit_points: float
+    engagement_points: float
+    mql: bool
+    threshold: float
+    grade: str
+    breakdown: list[RuleLine]
+
+
+class Reason(BaseModel):
+    feature: str
+    label: str
+    value: float | str | None
+    contribution: float = Field(
+        description="Log-odds the feature adds to (or takes from) the score."
+    )
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    alias: str
+
+
+class AccountRollup(BaseModel):
+    account_id: str
+    engaged_contacts_90d: int
+    max_probability: float
+
+
+class ScoreResponse(BaseModel):
+    contact_id: str
+    as_of: datetime
+    probability: float
+    model: ModelRef
+    rules: RulesResult
+    reasons: list[Reason]
+    account: AccountRollup | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[ScoreResponse]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str
+    uri: str
+    trained_at: str | None
+    training_window: list[str]
+    test_window: list[str]
+    horizon_days: int
+    holdout_metrics: dict[str, float]
+    features: list[str]
+
+
+class FeatureImportanceItem(BaseModel):
+    feature: str
+    label: str
+    definition: str
+    mean_abs_shap: float
+    gain: float
+
+
+class FeatureImportance(BaseModel):
+    model: ModelRef
+    features: list[FeatureImportanceItem]

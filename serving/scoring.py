@@ -1,0 +1,133 @@
+"""Score leads: request bodies in, probabilities, points and reasons out.
+
+The same functions as training: the request becomes `LeadContext`s, the `EventStore`
+door for leads turns them into arrays, the kernel computes the features, the model's
+scorer encodes and predicts, and the points engine scores the same store. Many leads
+of a batch share one store (each with its own copy of its account), so a batch costs
+one kernel pass per distinct as_of.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+
+from features.kernel import compute_features
+from features.lead import LeadContext
+from features.registry import label
+from features.rules import score_rules
+from features.rules_config import RulesConfig, load_rules
+from features.scorer import LeadScorer
+from features.store import EventStore, lead_rows, to_seconds
+from serving.schemas import (
+    AccountRollup,
+    ModelRef,
+    Reason,
+    RuleLine,
+    RulesResult,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.state import LoadedModel
+
+
+def _context(request: ScoreRequest) -> LeadContext:
+    return LeadContext(
+        contact=request.contact.model_dump(),
+        account=request.account.model_dump() if request.account else None,
+        touchpoints=[t.model_dump() for t in request.touchpoints],
+        committee=[
+            (m.contact.model_dump(), [t.model_dump() for t in m.touchpoints])
+            for m in request.committee
+        ],
+        opportunities=[o.model_dump() for o in request.opportunities],
+    )
+
+
+def score_requests(
+    requests: Sequence[ScoreRequest],
+    model: LoadedModel,
+    reasons: int,
+    now: dt.datetime | None = None,
+) -> list[ScoreResponse]:
+    """Score leads with one model; `now` (UTC) is the default as_of."""
+    now = now or dt.datetime.now(dt.UTC)
+    leads = [_context(r) for r in requests]
+    as_of_dt = [r.as_of or now for r in requests]
+    store = EventStore.from_leads(leads)
+    rows = lead_rows(leads)
+    sizes = [1 + len(lead.committee) for lead in leads]
+    # Every contact of the store (each lead and its committee) at its lead's as_of.
+    contacts = np.arange(store.n_contacts)
+    as_of = np.repeat([to_seconds(t) for t in as_of_dt], sizes)
+    scorer = model.scorer
+    block = compute_features(store, contacts, as_of)
+    x = scorer.matrix(block)
+    probability = scorer.predict(x)
+    x_leads = x[rows]
+    contributions = scorer.contributions(x_leads)[:, :-1] if reasons else None
+    rules: RulesConfig = scorer.rules or load_rules()
+    points = score_rules(rules, store, rows, as_of[rows])
+    engaged = block.column("account_engaged_contacts_90d")[rows]
+    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
+    out = []
+    for k, request in enumerate(requests):
+        start = rows[k]
+        lead_reasons = (
+            _reasons(scorer, x_leads[k], contributions[k], reasons)
+            if contributions is not None
+            else []
+        )
+        account = None
+        if request.account is not None:
+            account = AccountRollup(
+                account_id=request.account.account_id,
+                engaged_contacts_90d=int(0 if np.isnan(engaged[k]) else engaged[k]),
+                max_probability=float(probability[start : start + sizes[k]].max()),
+            )
+        out.append(
+            ScoreResponse(
+                contact_id=request.contact.contact_id,
+                as_of=as_of_dt[k],
+                probability=float(probability[start]),
+                model=ref,
+                rules=RulesResult(
+                    points=round(float(points.total[k]), 2),
+                    fit_points=round(float(points.fit[k]), 2),
+                    engagement_points=round(float(points.engagement[k]), 2),
+                    mql=bool(points.mql[k]),
+                    threshold=rules.mql_threshold,
+                    grade=str(points.grade[k]),
+                    breakdown=[RuleLine(**line) for line in points.breakdown(k)],
+                ),
+                reasons=lead_reasons,
+                account=account,
+            )
+        )
+    return out
+
+
+def _reasons(
+    scorer: LeadScorer, values: np.ndarray, contributions: np.ndarray, k: int
+) -> list[Reason]:
+    """The k largest contributions by size, positive and negative, with readable values."""
+    names = scorer.feature_names
+    categorical = set(scorer.categorical)
+    out = []
+    for j in np.argsort(-np.abs(contributions))[:k]:
+        if contributions[j] == 0:
+            continue
+        value: float | str | None = None if np.isnan(values[j]) else float(values[j])
+        if names[j] in categorical and value is not None:
+            value = scorer.vocabularies[names[j]][int(value)]  # the category, not its code
+        out.append(
+            Reason(
+                feature=names[j],
+                label=label(names[j]),
+                value=value,
+                contribution=round(float(contributions[j]), 4),
+            )
+        )
+    return out
