@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DIR ?= demo
 DEMO_ACCOUNTS ?= 3000
+DEMO_PORT ?= 8000
 
 .PHONY: help install demo test lint typecheck pytest bench clean
 
@@ -31,7 +32,14 @@ demo: install
 	@# a re-run trains an identical challenger, which rightly does not replace the champion
 	cd $(DEMO_DIR) && ../$(BIN)/leadscore promote || true
 	cd $(DEMO_DIR) && ../$(BIN)/leadscore score --data crm --out scores.csv
-	@echo "demo: scores for every lead in $(DEMO_DIR)/scores.csv; MLflow UI: cd $(DEMO_DIR) && ../$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	$(BIN)/python -c 'import json; from serving.schemas import EXAMPLE_REQUEST as r; json.dump(r, open("$(DEMO_DIR)/request.json", "w"), indent=1)'
+	@echo ""
+	@echo "demo: scores for every lead are in $(DEMO_DIR)/scores.csv"
+	@echo "demo: MLflow UI: cd $(DEMO_DIR) && ../$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "demo: the API starts now (Ctrl-C stops it). In another terminal:"
+	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/score -H 'content-type: application/json' -d @$(DEMO_DIR)/request.json"
+	@echo "  open http://127.0.0.1:$(DEMO_PORT)/docs for the API and its examples"
+	cd $(DEMO_DIR) && ../$(BIN)/leadscore serve --port $(DEMO_PORT)
 
 lint: install
 	$(BIN)/ruff check .
