@@ -134,8 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - started
         metrics.requests.labels(path, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - started)
+        metrics.latency.labels(path).observe(elapsed)
+        response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.3f}"
         return response
 
     @app.get("/healthz", tags=["operations"])
