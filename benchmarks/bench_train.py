@@ -29,7 +29,7 @@ def main() -> None:
     from features.scorer import LeadScorer
     from features.snapshots import build_snapshots
     from features.synthetic import GeneratorConfig, generate_crm
-    from training.train import TrainConfig, fit_booster, split, train, vocabularies
+    from training.train import TrainConfig, fit_booster, lgb_params, split, train, vocabularies
 
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
@@ -48,20 +48,7 @@ def main() -> None:
         scorer = LeadScorer(booster=None, vocabularies=vocabularies(s.fit))
         x_fit = scorer.matrix_from_frame(s.fit)
         categorical = list(range(len(scorer.numeric), len(scorer.feature_names)))
-        params = {
-            "objective": "binary",
-            "learning_rate": cfg.learning_rate,
-            "num_leaves": cfg.num_leaves,
-            "min_data_in_leaf": cfg.min_data_in_leaf,
-            "feature_fraction": cfg.feature_fraction,
-            "bagging_fraction": cfg.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": cfg.lambda_l2,
-            "seed": cfg.seed,
-            "num_threads": cfg.num_threads,
-            "deterministic": True,
-            "verbosity": -1,
-        }
+        params = lgb_params(cfg)
         started = time.perf_counter()
         dataset_lgb = lgb.Dataset(
             x_fit, s.fit["converted"].to_numpy(), categorical_feature=categorical

@@ -162,15 +162,20 @@ def grades(
 
 
 def _first_matching_rule(engagement: list[Rule], store: EventStore) -> np.ndarray:
-    """Index of the engagement rule that scores each touchpoint (-1: none)."""
-    ev_rule = np.full(len(store.ev_type), -1, dtype=np.int64)
+    """Index of the engagement rule that scores each touchpoint (-1: none).
+
+    First match wins, in file order: a (type x topic) -> rule table is filled rule by
+    rule, each cell keeping the first rule that claims it; then every touchpoint is one
+    lookup (columns: no topic, general, product).
+    """
+    table = np.full((len(TYPE_CODE), 3), -1, dtype=np.int64)
     for j, rule in enumerate(engagement):
         assert rule.types is not None
-        match = np.isin(store.ev_type, [TYPE_CODE[t] for t in rule.types]) & (ev_rule < 0)
-        if rule.topic is not None:
-            match &= store.ev_topic == _TOPIC_CODE[rule.topic]
-        ev_rule[match] = j
-    return ev_rule
+        columns = [0, 1, 2] if rule.topic is None else [_TOPIC_CODE[rule.topic] + 1]
+        for type_ in rule.types:
+            cells = table[TYPE_CODE[type_], columns]
+            table[TYPE_CODE[type_], columns] = np.where(cells < 0, j, cells)
+    return table[store.ev_type, store.ev_topic + 1]
 
 
 def _engagement_at(

@@ -14,9 +14,9 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features.crm import CRM
-from features.rules import score_rules
+from features.rules import RuleScores, score_rules
 from features.rules_config import RulesConfig
-from features.snapshots import SnapshotConfig, snapshot_pairs
+from features.snapshots import SnapshotConfig, SnapshotPairs, snapshot_pairs
 from features.store import EventStore
 
 
@@ -54,13 +54,10 @@ def evaluate_rules(
     store: EventStore | None = None,
 ) -> RulesEvaluation:
     """Score the training snapshots with ``config`` and measure how well points rank them."""
-    cfg = cfg or SnapshotConfig()
-    store = store or EventStore.from_crm(crm)
-    pairs = snapshot_pairs(crm, cfg, store)
+    pairs, scores = scored_snapshots(crm, config, cfg, store)
     y = pairs.converted.astype(int)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError(f"{len(y):,} snapshots with {int(y.sum())} conversions: nothing to rank")
-    scores = score_rules(config, store, pairs.contacts, pairs.as_of)
     grade = scores.grade.astype(str)
     by_grade: dict[str, tuple[float, float]] = {}
     for position, name, values in ((0, "fit", "ABCD"), (1, "engagement", "1234")):
@@ -80,3 +77,15 @@ def evaluate_rules(
         mql_recall=float(mql[y == 1].mean()),
         by_grade=by_grade,
     )
+
+
+def scored_snapshots(
+    crm: CRM,
+    config: RulesConfig,
+    cfg: SnapshotConfig | None = None,
+    store: EventStore | None = None,
+) -> tuple[SnapshotPairs, RuleScores]:
+    """The training snapshots (pairs and labels) and their points under ``config``."""
+    store = store or EventStore.from_crm(crm)
+    pairs = snapshot_pairs(crm, cfg or SnapshotConfig(), store)
+    return pairs, score_rules(config, store, pairs.contacts, pairs.as_of)

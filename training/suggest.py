@@ -71,9 +71,8 @@ def suggest_points(
     store: EventStore | None = None,
 ) -> Suggestion:
     """Suggest point values for the rules of ``config`` from the export's outcomes."""
-    cfg = cfg or SnapshotConfig()
     store = store or EventStore.from_crm(crm)
-    pairs = snapshot_pairs(crm, cfg, store)
+    pairs = snapshot_pairs(crm, cfg or SnapshotConfig(), store)
     y = pairs.converted.astype(int)
     rules = config.engagement_rules + config.fit_rules
     needed = min_conversions if min_conversions is not None else max(100, 5 * len(rules))

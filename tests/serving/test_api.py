@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +15,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from features.crm import load_crm
@@ -31,6 +27,7 @@ from serving.app import create_app
 from serving.config import Settings
 from serving.schemas import ScoreRequest
 from serving.scoring import _context
+from tests.serving.server import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -243,51 +240,23 @@ def test_no_email_or_body_in_logs(
     assert "secret.person" not in logged and "Chief Secret" not in logged
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_end_to_end_over_http_with_a_real_server(
     champion: dict[str, str], monkeypatch: pytest.MonkeyPatch, crm: Any, busy_contact: str
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(Settings(alias_poll_seconds=0, api_keys=["k"])),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
+    app = create_app(Settings(alias_poll_seconds=0, api_keys=["k"]))
+    with (
+        running_server(app) as base,
+        httpx.Client(base_url=base, headers={"X-API-Key": "k"}, timeout=10) as http,
+    ):
+        response = http.post(
+            "/v1/score",
+            content=json.dumps(request_body(crm, busy_contact)),
+            headers={"content-type": "application/json"},
         )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready in 60 s")
-        with httpx.Client(base_url=base, headers={"X-API-Key": "k"}, timeout=10) as http:
-            response = http.post(
-                "/v1/score",
-                content=json.dumps(request_body(crm, busy_contact)),
-                headers={"content-type": "application/json"},
-            )
-            assert response.status_code == 200 and 0 < response.json()["probability"] < 1
-            openapi = http.get("/openapi.json").json()
-            assert "/v1/score" in openapi["paths"] and "/v1/score/batch" in openapi["paths"]
-            schema = openapi["components"]["schemas"]["ScoreRequest"]
-            assert schema["examples"][0]["contact"]["contact_id"] == "C1"
-            assert http.post("/v1/score", json={"contact": {}}).status_code == 422
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        assert response.status_code == 200 and 0 < response.json()["probability"] < 1
+        openapi = http.get("/openapi.json").json()
+        assert "/v1/score" in openapi["paths"] and "/v1/score/batch" in openapi["paths"]
+        schema = openapi["components"]["schemas"]["ScoreRequest"]
+        assert schema["examples"][0]["contact"]["contact_id"] == "C1"
+        assert http.post("/v1/score", json={"contact": {}}).status_code == 422

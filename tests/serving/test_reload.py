@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import mlflow
 import pytest
-import uvicorn
 
 from features.crm import load_crm
 from serving.app import create_app
 from serving.config import Settings
-from tests.serving.test_api import _free_port, request_body
+from tests.serving.server import running_server
+from tests.serving.test_api import request_body
 
 pytestmark = pytest.mark.slow
 
@@ -31,58 +31,50 @@ def test_swap_under_concurrent_load(
     ids = crm.contacts["contact_id"].iloc[:8].tolist()
     bodies = [request_body(crm, cid) for cid in ids]
 
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(Settings(alias_poll_seconds=0)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
     seen: list[tuple[int, str]] = []
     stop = threading.Event()
+    new_version = ""
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready in 60 s"
-            time.sleep(0.2)
-
-        def hammer(k: int) -> None:
-            with httpx.Client(base_url=base, timeout=30) as http:
-                i = 0
-                while not stop.is_set() and i < 400:  # bounded, and it stops by itself
-                    r = http.post("/v1/score", json=bodies[(k + i) % len(bodies)])
-                    body: dict[str, Any] = r.json() if r.status_code == 200 else {}
-                    seen.append((r.status_code, body.get("model", {}).get("version", "")))
-                    i += 1
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = [pool.submit(hammer, k) for k in range(4)]
-            time.sleep(1.0)
-            # A new version of the same run, made champion, then the reload call.
-            new = mlflow.register_model(f"runs:/{first.run_id}/model", "lead-scorer")
-            client.set_registered_model_alias("lead-scorer", "champion", new.version)
-            reload = httpx.post(f"{base}/v1/admin/reload", timeout=60)
-            assert reload.status_code == 200 and reload.json()["version"] == str(new.version)
-            time.sleep(1.0)
-            stop.set()
-            for f in futures:
-                f.result()
+        with running_server(create_app(Settings(alias_poll_seconds=0))) as base:
+            new_version = _swap_under_load(base, bodies, seen, stop, client, first.run_id)
     finally:
-        stop.set()
-        server.should_exit = True
-        thread.join(timeout=10)
+        stop.set()  # the load threads stop by themselves even if an assertion failed
         client.set_registered_model_alias("lead-scorer", "champion", first.version)
     statuses = {s for s, _ in seen}
     versions = {v for _, v in seen}
     assert statuses == {200}, f"{sum(s != 200 for s, _ in seen)} of {len(seen)} requests failed"
-    assert {str(first.version), str(new.version)} <= versions  # both models answered
+    assert {str(first.version), new_version} <= versions  # both models answered
+
+
+def _swap_under_load(
+    base: str,
+    bodies: list[dict[str, Any]],
+    seen: list[tuple[int, str]],
+    stop: threading.Event,
+    client: mlflow.MlflowClient,
+    run_id: str,
+) -> str:
+    """Four clients score continuously; meanwhile a new version becomes champion and is loaded."""
+
+    def hammer(k: int) -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            i = 0
+            while not stop.is_set() and i < 400:  # bounded, and it stops by itself
+                r = http.post("/v1/score", json=bodies[(k + i) % len(bodies)])
+                body: dict[str, Any] = r.json() if r.status_code == 200 else {}
+                seen.append((r.status_code, body.get("model", {}).get("version", "")))
+                i += 1
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(hammer, k) for k in range(4)]
+        time.sleep(1.0)
+        # A new version of the same run, made champion, then the reload call.
+        new = mlflow.register_model(f"runs:/{run_id}/model", "lead-scorer")
+        client.set_registered_model_alias("lead-scorer", "champion", new.version)
+        reload = httpx.post(f"{base}/v1/admin/reload", timeout=60)
+        assert reload.status_code == 200 and reload.json()["version"] == str(new.version)
+        time.sleep(1.0)
+        stop.set()
+        for f in futures:
+            f.result()
+    return str(new.version)

@@ -1,0 +1,262 @@
+"""Benchmark: the scoring API against `mlflow models serve` and the framework's ceiling.
+
+In one run, on loopback, with one uvicorn worker each and a keep-alive client sending
+requests one after another:
+
+- `POST /v1/score` (one lead with its committee, probability + points + reasons),
+  client-side and server-side (the Server-Timing header) latency;
+- `GET /healthz` of the same app: the framework's ceiling (a route that does nothing);
+- `mlflow models serve` of the same registered model answering `/invocations` for one
+  row of already-computed features (it does far less: no features, no points, no reasons);
+- batch scoring: leads/s through `score_requests` in process without reasons, and
+  through `POST /v1/score/batch` over HTTP with reasons.
+
+    python benchmarks/bench_serve.py [--accounts 1500] [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not come up")
+
+
+def _measure(
+    client: httpx.Client, method: str, path: str, bodies: list[bytes] | None, n: int
+) -> dict[str, float]:
+    client_ms, server_ms = [], []
+    started = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        if bodies is None:
+            r = client.request(method, path)
+        else:
+            r = client.request(
+                method,
+                path,
+                content=bodies[i % len(bodies)],
+                headers={"content-type": "application/json"},
+            )
+        client_ms.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            raise SystemExit(f"{path}: {r.status_code} {r.text[:300]}")
+        timing = r.headers.get("server-timing", "")
+        if "dur=" in timing:
+            server_ms.append(float(timing.split("dur=")[1]))
+    wall = time.perf_counter() - started
+    out = {
+        "p50": float(np.percentile(client_ms, 50)),
+        "p99": float(np.percentile(client_ms, 99)),
+        "rps": n / wall,
+    }
+    if server_ms:
+        out["server_p50"] = float(np.percentile(server_ms, 50))
+        out["server_p99"] = float(np.percentile(server_ms, 99))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1500)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    import pandas as pd
+
+    from features.crm import load_crm
+    from features.lead import lead_from_crm
+    from features.scorer import load_scorer
+    from features.snapshots import SnapshotConfig, build_snapshots
+    from features.synthetic import GeneratorConfig, generate_crm
+    from serving.schemas import ScoreRequest
+    from serving.scoring import score_requests
+    from serving.state import LoadedModel
+    from training.registry import promote
+    from training.train import TrainConfig, train
+
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        data = Path(tmp) / "crm"
+        generate_crm(GeneratorConfig(accounts=args.accounts, seed=5), data, fmt="parquet")
+        train(TrainConfig(), data)
+        promote()
+        crm = load_crm(data)
+        as_of = pd.Timestamp("2025-06-01T00:00:00Z")
+        frame, _ = build_snapshots(crm, SnapshotConfig(), dates=[as_of])
+        sample = frame.sample(min(200, len(frame)), random_state=0)
+
+        def body(cid: str) -> dict[str, Any]:
+            lead = lead_from_crm(crm, cid)
+
+            def js(d: Any) -> Any:
+                return {
+                    k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
+                    for k, v in dict(d).items()
+                }
+
+            return {
+                "contact": js(lead.contact),
+                "account": js(lead.account) if lead.account else None,
+                "touchpoints": [js(t) for t in lead.touchpoints],
+                "committee": [
+                    {"contact": js(c), "touchpoints": [js(t) for t in ts]}
+                    for c, ts in lead.committee
+                ],
+                "opportunities": [js(o) for o in lead.opportunities],
+                "as_of": as_of.isoformat(),
+            }
+
+        bodies = [body(c) for c in sample["contact_id"]]
+        encoded = [json.dumps(b).encode() for b in bodies]
+        touches = [
+            len(b["touchpoints"]) + sum(len(m["touchpoints"]) for m in b["committee"])
+            for b in bodies
+        ]
+        scorer, info = load_scorer("models:/lead-scorer@champion")
+        features = sample[list(scorer.feature_names)].copy()
+        for name in scorer.categorical:
+            features[name] = features[name].astype(object).where(features[name].notna(), None)
+        rows = [
+            json.dumps(
+                {
+                    "dataframe_split": json.loads(
+                        features.iloc[[i]].to_json(orient="split", index=False)
+                    )
+                }
+            ).encode()
+            for i in range(len(features))
+        ]
+
+        ours_port, mlflow_port = _port(), _port()
+        # `mlflow models serve` starts `uvicorn` by name: the environment's bin must be on PATH.
+        path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        # 1,000 leads with their committees are ~10 MB: above the default 5 MB body limit.
+        env = {
+            **os.environ,
+            "LEADSCORE_ALIAS_POLL_SECONDS": "0",
+            "PATH": path,
+            "LEADSCORE_MAX_BODY_BYTES": "100000000",
+        }
+        ours = subprocess.Popen(
+            [str(bin_dir / "leadscore"), "serve", "--port", str(ours_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        theirs = subprocess.Popen(
+            [
+                str(bin_dir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                "models:/lead-scorer@champion",
+                "-p",
+                str(mlflow_port),
+                "--env-manager",
+                "local",
+                "-w",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(f"http://127.0.0.1:{ours_port}/readyz")
+            _wait(f"http://127.0.0.1:{mlflow_port}/ping")
+            with httpx.Client(base_url=f"http://127.0.0.1:{ours_port}", timeout=30) as c:
+                _measure(c, "POST", "/v1/score", encoded, 100)  # warm-up
+                score = _measure(c, "POST", "/v1/score", encoded, args.requests)
+                noop = _measure(c, "GET", "/healthz", None, args.requests)
+                batch_body = json.dumps({"leads": bodies * 5}).encode()  # 1,000 leads
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    assert (
+                        c.post(
+                            "/v1/score/batch",
+                            content=batch_body,
+                            headers={"content-type": "application/json"},
+                        ).status_code
+                        == 200
+                    )
+                http_batch = 3 * len(bodies) * 5 / (time.perf_counter() - t0)
+            with httpx.Client(base_url=f"http://127.0.0.1:{mlflow_port}", timeout=30) as c:
+                _measure(c, "POST", "/invocations", rows, 100)
+                mlf = _measure(c, "POST", "/invocations", rows, args.requests)
+        finally:
+            ours.terminate()
+            theirs.terminate()
+            ours.wait(10)
+            theirs.wait(10)
+        requests = [ScoreRequest.model_validate(b) for b in bodies * 5]
+        model = LoadedModel(scorer, info["name"], info["version"], info["alias"], "")
+        score_requests(requests, model, reasons=0)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            score_requests(requests, model, reasons=0)
+        in_process = 3 * len(requests) / (time.perf_counter() - t0)
+
+    print(
+        f"leads: {len(bodies)} distinct, median {int(np.median(touches))} touchpoints "
+        "with the committee "
+        f"(max {max(touches)}); {args.requests} sequential requests per endpoint, 1 worker each"
+    )
+    print(
+        "/v1/score (features + probability + points + reasons): "
+        f"client p50 {score['p50']:.2f} ms, p99 {score['p99']:.2f} ms, {score['rps']:.0f} req/s; "
+        f"server p50 {score['server_p50']:.2f} ms, "
+        f"p99 {score['server_p99']:.2f} ms"
+    )
+    print(
+        "/healthz (no-op, the framework's ceiling): "
+        f"client p50 {noop['p50']:.2f} ms, p99 {noop['p99']:.2f} ms, "
+        f"{noop['rps']:.0f} req/s; server p50 {noop['server_p50']:.3f} ms"
+    )
+    print(
+        "mlflow models serve /invocations (one feature row, probability only): "
+        f"client p50 {mlf['p50']:.2f} ms, "
+        f"p99 {mlf['p99']:.2f} ms, {mlf['rps']:.0f} req/s"
+    )
+    print(
+        f"ratio /v1/score p50 / mlflow p50: {score['p50'] / mlf['p50']:.2f}x; "
+        f"/v1/score p50 / no-op p50: {score['p50'] / noop['p50']:.2f}x"
+    )
+    print(
+        f"batch: {in_process:,.0f} leads/s in process without reasons; "
+        f"{http_batch:,.0f} leads/s over HTTP "
+        "with reasons (1,000 leads per request)"
+    )
+
+
+if __name__ == "__main__":
+    main()
