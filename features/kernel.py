@@ -75,7 +75,7 @@ class _Context:
     unsubscribed: np.ndarray
     bounced: np.ndarray
     decayed: np.ndarray  # (contacts, stages): recency-weighted counts as of `decayed_at`
-    decayed_at: int
+    decayed_at: int | None  # None until the first as_of
 
     @classmethod
     def of(cls, store: EventStore) -> _Context:
@@ -94,7 +94,7 @@ class _Context:
             np.zeros(n),
             np.zeros(n),
             np.zeros((n, _N_STAGES)),
-            0,
+            None,
         )
 
     def advance(self, upto: int, as_of: int) -> None:
@@ -107,7 +107,8 @@ class _Context:
         new = slice(self.seen, upto)
         store = self.store
         contact, time, type_ = store.ev_contact[new], store.ev_time[new], store.ev_type[new]
-        self.decayed *= _halvings(as_of - self.decayed_at)
+        if self.decayed_at is not None:  # (no reference yet: nothing to age)
+            self.decayed *= _halvings(as_of - self.decayed_at)
         weight = _halvings(as_of - time)
         self.decayed += np.bincount(
             contact * _N_STAGES + self.ev_stage[new],

@@ -134,6 +134,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     generate_crm(GeneratorConfig(accounts=1500, seed=13), data, fmt="parquet")
     uri = f"sqlite:///{home / 'mlflow.db'}"
     old_uri, old_cwd = os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd()
+    old_experiment = os.environ.get("MLFLOW_EXPERIMENT_ID")  # set_experiment() exports it
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.chdir(home)
     try:
@@ -141,8 +142,12 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         assert promote().promoted
     finally:
         os.chdir(old_cwd)
-        if old_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_uri
+        for name, old in (
+            ("MLFLOW_TRACKING_URI", old_uri),
+            ("MLFLOW_EXPERIMENT_ID", old_experiment),
+        ):
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
     return {"data": str(data), "tracking_uri": uri, "home": str(home)}

@@ -463,3 +463,17 @@ def test_docs_features_md_is_generated_from_the_registry() -> None:
 
     page = Path(__file__).resolve().parents[2] / "docs" / "features.md"
     assert page.read_text() == markdown(), "run: python -m features.registry > docs/features.md"
+
+
+def test_an_as_of_long_ago_gives_zero_decay_not_nan() -> None:
+    # Found by schemathesis: an as_of before 1970 overflowed the decay of an empty state.
+    import warnings
+
+    crm = crm_of(
+        [{"contact_id": "C1", "account_id": "A1"}],
+        [{"contact_id": "C1", "occurred_at": at("0s"), "type": "demo_request"}],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = features_of(crm, "C1", as_of=pd.Timestamp("1900-01-01T00:00:00Z"))
+    assert f["touches_decayed"] == 0 and f["touches_365d"] == 0

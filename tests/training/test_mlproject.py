@@ -39,7 +39,10 @@ def test_mlflow_run_main_on_small_data(tmp_path: Path) -> None:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
-    env.pop("MLFLOW_RUN_ID", None)
+    # mlflow.set_experiment() in an earlier in-process test exports MLFLOW_EXPERIMENT_ID;
+    # with --experiment-name, `mlflow run` would refuse both.
+    for leaked in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(leaked, None)
     result = subprocess.run(
         [str(bin_dir / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local",
          "--experiment-name", "lead-scoring", "-P", f"out={tmp_path / 'crm'}", "-P", "accounts=1500"],
