@@ -43,11 +43,10 @@ def rules_table(
     moment = to_epoch(as_of)
     contacts = eligible_contacts(store, moment)
     scores = score_rules(config, store, contacts, np.full(len(contacts), moment))
-    account_ids = np.concatenate([store.account_ids, np.array([None], dtype=object)])
     table = pd.DataFrame(
         {
             "contact_id": store.contact_ids[contacts],
-            "account_id": account_ids[store.contact_account[contacts]],
+            "account_id": store.per_contact(store.account_ids, None)[contacts],
             "rule_points": scores.total.round(2),
             "fit_points": scores.fit.round(2),
             "engagement_points": scores.engagement.round(2),

@@ -325,9 +325,7 @@ def _committee(
 
     def to_contacts(per_acc: np.ndarray) -> np.ndarray:
         """An account value on each of its contacts; NaN for contacts without one."""
-        values = np.full(store.n_contacts, np.nan)
-        values[has] = per_acc[a]
-        return values
+        return store.per_contact(per_acc.astype(float), np.nan)
 
     engaged30 = (windows[30]["total"] > 0).astype(float)
     engaged90 = (windows[90]["total"] > 0).astype(float)
@@ -371,8 +369,7 @@ def _committee(
     )
     last_won = np.full(n_a, -1, dtype=np.int64)
     np.maximum.at(last_won, store.opp_account[won], store.opp_closed[won])
-    last_won_c = np.full(store.n_contacts, -1, dtype=np.int64)
-    last_won_c[has] = last_won[a]
+    last_won_c = store.per_contact(last_won, -1)
     columns["days_since_account_last_won"] = _days_since(as_of, last_won_c, last_won_c >= 0)
 
 
@@ -380,19 +377,10 @@ def _committee(
 
 
 def _fit(store: EventStore, columns: dict[str, np.ndarray]) -> None:
-    acc = store.contact_account
-    has = acc >= 0
-    a = acc[has]
-
-    def account_value(values: np.ndarray, empty: object) -> np.ndarray:
-        out = np.full(store.n_contacts, empty, dtype=values.dtype)
-        out[has] = values[a]
-        return out
-
-    columns["industry"] = account_value(store.account_industry, None)
-    columns["country"] = account_value(store.account_country, None)
-    columns["employees_band"] = account_value(employees_band(store.account_employees), np.nan)
-    columns["revenue_band"] = account_value(revenue_band(store.account_revenue), np.nan)
+    columns["industry"] = store.per_contact(store.account_industry, None)
+    columns["country"] = store.per_contact(store.account_country, None)
+    columns["employees_band"] = store.per_contact(employees_band(store.account_employees), np.nan)
+    columns["revenue_band"] = store.per_contact(revenue_band(store.account_revenue), np.nan)
     columns["seniority"] = _SENIORITY_NAMES[store.contact_seniority]
     columns["department"] = _DEPARTMENT_NAMES[store.contact_department]
     columns["free_mail"] = store.contact_free_mail

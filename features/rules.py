@@ -216,31 +216,18 @@ def _engagement_at(
 
 def _fit_matches(fit_rules: list[Rule], store: EventStore) -> np.ndarray:
     """(contacts, fit rules) boolean: does the contact match the rule's condition?"""
-    acc = store.contact_account
-    has = acc >= 0
-
-    def account_values(values: np.ndarray) -> np.ndarray:
-        out = np.full(store.n_contacts, None, dtype=object)
-        out[has] = values[acc[has]]
-        return out
-
-    def account_numbers(values: np.ndarray) -> np.ndarray:
-        out = np.full(store.n_contacts, np.nan)
-        out[has] = values[acc[has]]
-        return out
-
     seniority_names = np.array(list(SENIORITY_CODE), dtype=object)[store.contact_seniority]
     department_names = np.array(list(DEPARTMENT_CODE), dtype=object)[store.contact_department]
     text = {
-        "industry": account_values(store.account_industry),
-        "country": account_values(store.account_country),
+        "industry": store.per_contact(store.account_industry, None),
+        "country": store.per_contact(store.account_country, None),
         "seniority": seniority_names,
         "department": department_names,
         "lead_source": store.contact_lead_source,
     }
     numbers = {
-        "employees": account_numbers(store.account_employees),
-        "annual_revenue": account_numbers(store.account_revenue),
+        "employees": store.per_contact(store.account_employees, np.nan),
+        "annual_revenue": store.per_contact(store.account_revenue, np.nan),
     }
     out = np.zeros((store.n_contacts, len(fit_rules)), dtype=bool)
     for j, rule in enumerate(fit_rules):

@@ -235,12 +235,10 @@ def snapshot_frame(
 
     The numeric block is adopted without a copy; categoricals become pandas Categoricals.
     """
-    # index -1 ("no account") reads the trailing None
-    account_ids = np.concatenate([store.account_ids, np.array([None], dtype=object)])
     ids = pd.DataFrame(
         {
             "contact_id": store.contact_ids[contacts],
-            "account_id": account_ids[store.contact_account[contacts]],
+            "account_id": store.per_contact(store.account_ids, None)[contacts],
             "as_of": pd.to_datetime(as_of, unit="s", utc=True),
         }
     )

@@ -91,6 +91,14 @@ class EventStore:
     def n_accounts(self) -> int:
         return len(self.account_ids)
 
+    def per_contact(self, values: np.ndarray, empty: Any) -> np.ndarray:
+        """An account-level array seen from each contact: the value of its account, or
+        ``empty`` for a contact without one (same dtype as ``values``)."""
+        has = self.contact_account >= 0
+        out = np.full(self.n_contacts, empty, dtype=values.dtype)
+        out[has] = values[self.contact_account[has]]
+        return out
+
     def contact_index(self, contact_ids: Sequence[str] | pd.Series) -> np.ndarray:
         """Indices of the given contact ids; raises KeyError naming unknown ids."""
         lookup = pd.Index(self.contact_ids)

@@ -246,9 +246,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import table_markdown
     from training.holdout import evaluate_model
 
-    _load_crm(args.data)  # a refused export is explained before anything else
+    crm = _load_crm(args.data)  # a refused export is explained before anything else
     try:
-        table, window = evaluate_model(args.model, args.data, args.horizon_days)
+        table, window = evaluate_model(args.model, args.data, args.horizon_days, crm=crm)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     print(

@@ -18,8 +18,8 @@ from features.crm import CRM, load_crm
 from features.rules import score_rules
 from features.rules_config import RulesConfig, load_rules
 from features.scorer import LeadScorer, load_scorer
-from features.snapshots import SnapshotConfig, build_snapshots, to_epoch
-from features.store import EventStore
+from features.snapshots import SnapshotConfig, build_snapshots
+from features.store import EventStore, seconds
 from training import evaluate as E
 
 
@@ -48,26 +48,33 @@ def model_metrics(scorer: LeadScorer, holdout: Holdout, share: float) -> dict[st
     return E.metrics(y, p, p, E.select_top(p, share))
 
 
-def rules_on_holdout(rules: RulesConfig, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
-    contacts = holdout.store.contact_index(holdout.frame["contact_id"].astype(str).tolist())
-    as_of = np.array([to_epoch(t) for t in holdout.frame["as_of"]], dtype=np.int64)
-    scores = score_rules(rules, holdout.store, contacts, as_of)
+def rule_points(
+    rules: RulesConfig, store: EventStore, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """(points, MQL flag) of each snapshot row of ``frame`` (contact_id, as_of)."""
+    contacts = store.contact_index(frame["contact_id"].astype(str).tolist())
+    scores = score_rules(rules, store, contacts, seconds(frame["as_of"]))
     return scores.total, scores.mql
 
 
 def evaluate_model(
-    model_uri: str, data: str | Path, horizon_days: int | None = None, test_fraction: float = 0.25
+    model_uri: str,
+    data: str | Path,
+    horizon_days: int | None = None,
+    test_fraction: float = 0.25,
+    crm: CRM | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Comparison table of the model and the points score on the export's recent holdout."""
+    """Comparison table of the model and the points score on the export's recent holdout
+    (``crm``: the export at ``data``, when already loaded)."""
     scorer, info = load_scorer(model_uri)
     horizon = horizon_days or int(scorer.metadata.get("horizon_days", 90))
-    crm = load_crm(data)
+    crm = crm or load_crm(data)
     holdout = recent_holdout(crm, SnapshotConfig(horizon_days=horizon), test_fraction)
     y = holdout.frame["converted"].to_numpy()
     if y.sum() == 0:
         raise ValueError(f"the recent holdout ({len(y):,} snapshots) has no conversion to rank")
     rules = scorer.rules or load_rules()
-    points, mql = rules_on_holdout(rules, holdout)
+    points, mql = rule_points(rules, holdout.store, holdout.frame)
     share = float(mql.mean())
     results = {
         f"model {info.get('name') or model_uri} v{info.get('version') or '?'}": model_metrics(

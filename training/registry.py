@@ -82,7 +82,7 @@ def promote(
         c.set_registered_model_alias(name, CHAMPION, challenger)
         why = "forced" if force else "there was no champion yet"
         return Promotion(True, challenger, f"version {challenger} is now the champion ({why})")
-    from training.holdout import model_metrics, recent_holdout, rules_on_holdout
+    from training.holdout import model_metrics, recent_holdout, rule_points
 
     challenger_scorer, _ = load_scorer(f"models:/{name}/{challenger}")
     champion_scorer, _ = load_scorer(f"models:/{name}/{champion}")
@@ -95,7 +95,7 @@ def promote(
     horizon = int(challenger_scorer.metadata.get("horizon_days", 90))
     holdout = recent_holdout(load_crm(source), SnapshotConfig(horizon_days=horizon))
     rules = challenger_scorer.rules
-    share = float(rules_on_holdout(rules, holdout)[1].mean()) if rules else 0.1
+    share = float(rule_points(rules, holdout.store, holdout.frame)[1].mean()) if rules else 0.1
     new = model_metrics(challenger_scorer, holdout, share)[metric]
     old = model_metrics(champion_scorer, holdout, share)[metric]
     lower_is_better = metric in ("log_loss", "brier", "ece")

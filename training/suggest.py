@@ -150,16 +150,11 @@ def attribute_insights(
 
 def _attributes(store: EventStore, contacts: np.ndarray) -> dict[str, np.ndarray]:
     """Attribute values of each snapshot's contact and account, as text (None: unknown)."""
-    acc = store.contact_account[contacts]
-    has = acc >= 0
 
-    def of_account(values: np.ndarray) -> np.ndarray:
-        out = np.full(len(contacts), None, dtype=object)
-        out[has] = values[acc[has]]
-        return out
+    def of_account(values: np.ndarray, empty: object = None) -> np.ndarray:
+        return store.per_contact(values, empty)[contacts]
 
-    employees = np.full(len(contacts), np.nan)
-    employees[has] = store.account_employees[acc[has]]
+    employees = of_account(store.account_employees, np.nan)
     band = employees_band(employees)
     size = np.full(len(contacts), None, dtype=object)
     known = ~np.isnan(band)

@@ -35,12 +35,12 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from features import registry as R
 from features.crm import CRM, load_crm
-from features.rules import score_rules
-from features.rules_config import RulesConfig, load_rules, rules_yaml
+from features.rules_config import load_rules, rules_yaml
 from features.scorer import MODEL_NAME, Calibration, LeadScorer, LeadScorerModel, tracking_uri
-from features.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split, to_epoch
+from features.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
 from features.store import EventStore
 from training import evaluate as E
+from training.holdout import rule_points
 from training.registry import CHALLENGER, set_alias
 from training.truth import latent_propensity, load_episodes
 
@@ -217,10 +217,7 @@ def logistic_baseline(fit: pd.DataFrame) -> Pipeline:
             ("model", LogisticRegression(C=0.1, max_iter=3000)),
         ]
     )
-    x = fit[list(R.FEATURE_NAMES)].copy()
-    for name in R.CATEGORICAL:
-        x[name] = x[name].astype(object).where(x[name].notna(), "(missing)")
-    pipe.fit(x, fit["converted"].to_numpy())
+    pipe.fit(_lr_input(fit), fit["converted"].to_numpy())
     return pipe
 
 
@@ -229,16 +226,6 @@ def _lr_input(frame: pd.DataFrame) -> pd.DataFrame:
     for name in R.CATEGORICAL:
         x[name] = x[name].astype(object).where(x[name].notna(), "(missing)")
     return x
-
-
-def rule_points(
-    rules: RulesConfig, store: EventStore, frame: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray]:
-    """(points, MQL flag) of each snapshot row."""
-    contacts = store.contact_index(frame["contact_id"].astype(str).tolist())
-    as_of = np.array([to_epoch(t) for t in frame["as_of"]], dtype=np.int64)
-    scores = score_rules(rules, store, contacts, as_of)
-    return scores.total, scores.mql
 
 
 def importance_table(scorer: LeadScorer, x_sample: np.ndarray) -> pd.DataFrame:
