@@ -29,6 +29,8 @@ from features.rules_config import RANGE_ATTRIBUTES, Rule, RulesConfig
 from features.store import DEPARTMENT_CODE, SENIORITY_CODE, TYPE_CODE, EventStore
 
 _TOPIC_CODE = {"general": 0, "product": 1}
+_SENIORITY_NAMES = np.array(list(SENIORITY_CODE), dtype=object)
+_DEPARTMENT_NAMES = np.array(list(DEPARTMENT_CODE), dtype=object)
 
 
 @dataclass
@@ -79,47 +81,92 @@ class RuleScores:
         return "; ".join(f"{name} {points:+.1f}" for name, points in fired[:k])
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What `score_rules` derives from a config alone, derived once per config.
+
+    A single lead is scored in well under a millisecond, so rebuilding these small
+    tables on every call (the rule lookup table alone was ~0.1 ms) would dominate it.
+    """
+
+    rules: list[Rule]
+    n_engagement: int
+    groups: list[str]
+    type_topic_rule: np.ndarray  # (types, 3) -> engagement rule index, -1 none
+    rule_group: np.ndarray  # engagement rule -> group index
+    group_of_rule: np.ndarray  # every rule -> group index
+    points: np.ndarray
+    caps: np.ndarray
+    group_floor: np.ndarray
+    group_cap: np.ndarray
+    group_is_fit: np.ndarray
+
+    @classmethod
+    def of(cls, config: RulesConfig) -> _Plan:
+        engagement = config.engagement_rules
+        rules = [*engagement, *config.fit_rules]
+        groups = list(config.groups)
+        spec = [config.groups[g] for g in groups]
+        return cls(
+            rules=rules,
+            n_engagement=len(engagement),
+            groups=groups,
+            type_topic_rule=_rule_table(engagement),
+            rule_group=np.array([groups.index(r.group) for r in engagement], dtype=np.int64),
+            group_of_rule=np.array([groups.index(r.group) for r in rules], dtype=np.int64),
+            points=np.array([r.points for r in rules], dtype=float),
+            caps=np.array([r.cap if r.cap is not None else np.inf for r in rules]),
+            group_floor=np.array([g.floor if g.floor is not None else -np.inf for g in spec]),
+            group_cap=np.array([g.cap if g.cap is not None else np.inf for g in spec]),
+            group_is_fit=np.array([g.kind == "fit" for g in spec]),
+        )
+
+
+_PLANS: dict[int, tuple[RulesConfig, _Plan]] = {}
+
+
+def _plan(config: RulesConfig) -> _Plan:
+    """The plan of `config`, cached by identity (configs are frozen; few are alive)."""
+    hit = _PLANS.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    if len(_PLANS) >= 64:
+        _PLANS.clear()
+    plan = _Plan.of(config)
+    _PLANS[id(config)] = (config, plan)
+    return plan
+
+
 def score_rules(
     config: RulesConfig, store: EventStore, contacts: np.ndarray, as_of: np.ndarray
 ) -> RuleScores:
     """Points for the pairs (contacts[i], as_of[i]) of ``store`` (as_of in epoch seconds)."""
     contacts = np.asarray(contacts, dtype=np.int64)
     as_of = np.asarray(as_of, dtype=np.int64)
-    engagement, fit_rules = config.engagement_rules, config.fit_rules
-    rules = [*engagement, *fit_rules]
-    groups = list(config.groups)
-    n, n_eng = len(contacts), len(engagement)
+    plan = _plan(config)
+    rules, groups, n_eng = plan.rules, plan.groups, plan.n_engagement
+    n = len(contacts)
     count = np.zeros((n, len(rules)))
     weight = np.zeros((n, len(rules)))
-    ev_rule = _first_matching_rule(engagement, store)
-    rule_group = np.array([groups.index(r.group) for r in engagement], dtype=np.int64)
+    ev_rule = plan.type_topic_rule[store.ev_type, store.ev_topic + 1]
     for date in np.unique(as_of):
         rows = np.flatnonzero(as_of == date)
-        c, w = _engagement_at(config, store, int(date), ev_rule, rule_group, groups, n_eng)
+        c, w = _engagement_at(config, store, int(date), ev_rule, plan.rule_group, groups, n_eng)
         count[rows, :n_eng] = c[contacts[rows]]
         weight[rows, :n_eng] = w[contacts[rows]]
-    fired = _fit_matches(fit_rules, store)[contacts].astype(float)
+    unique, inverse = np.unique(contacts, return_inverse=True)
+    fired = _fit_matches(rules[n_eng:], store, unique)[inverse].astype(float)
     count[:, n_eng:] = fired
     weight[:, n_eng:] = fired
-    raw = weight * np.array([r.points for r in rules])
-    caps = np.array([r.cap if r.cap is not None else np.inf for r in rules])
-    points = np.clip(raw, -caps, caps)
+    points = np.clip(weight * plan.points, -plan.caps, plan.caps)
     with np.errstate(invalid="ignore", divide="ignore"):
         decay = np.where(count > 0, weight / count, 0.0)
-    group_of_rule = np.array([groups.index(r.group) for r in rules])
     group_sum = np.zeros((n, len(groups)))
     for g in range(len(groups)):
-        group_sum[:, g] = points[:, group_of_rule == g].sum(axis=1)
-    lo = np.array(
-        [config.groups[g].floor if config.groups[g].floor is not None else -np.inf for g in groups]
-    )
-    hi = np.array(
-        [config.groups[g].cap if config.groups[g].cap is not None else np.inf for g in groups]
-    )
-    capped = np.clip(group_sum, lo, hi)
-    is_fit = np.array([config.groups[g].kind == "fit" for g in groups])
-    fit_points = capped[:, is_fit].sum(axis=1)
-    engagement_points = capped[:, ~is_fit].sum(axis=1)
+        group_sum[:, g] = points[:, plan.group_of_rule == g].sum(axis=1)
+    capped = np.clip(group_sum, plan.group_floor, plan.group_cap)
+    fit_points = capped[:, plan.group_is_fit].sum(axis=1)
+    engagement_points = capped[:, ~plan.group_is_fit].sum(axis=1)
     total = fit_points + engagement_points
     return RuleScores(
         config=config,
@@ -161,12 +208,12 @@ def grades(
     return np.char.add(letter, number).astype(object)
 
 
-def _first_matching_rule(engagement: list[Rule], store: EventStore) -> np.ndarray:
-    """Index of the engagement rule that scores each touchpoint (-1: none).
+def _rule_table(engagement: list[Rule]) -> np.ndarray:
+    """(type x topic) -> index of the engagement rule that scores such a touchpoint (-1: none).
 
-    First match wins, in file order: a (type x topic) -> rule table is filled rule by
-    rule, each cell keeping the first rule that claims it; then every touchpoint is one
-    lookup (columns: no topic, general, product).
+    First match wins, in file order: the table is filled rule by rule, each cell keeping
+    the first rule that claims it; then every touchpoint is one lookup (columns: no
+    topic, general, product).
     """
     table = np.full((len(TYPE_CODE), 3), -1, dtype=np.int64)
     for j, rule in enumerate(engagement):
@@ -175,7 +222,7 @@ def _first_matching_rule(engagement: list[Rule], store: EventStore) -> np.ndarra
         for type_ in rule.types:
             cells = table[TYPE_CODE[type_], columns]
             table[TYPE_CODE[type_], columns] = np.where(cells < 0, j, cells)
-    return table[store.ev_type, store.ev_topic + 1]
+    return table
 
 
 def _engagement_at(
@@ -214,22 +261,20 @@ def _engagement_at(
     return count.reshape(n, n_rules), weight.reshape(n, n_rules)
 
 
-def _fit_matches(fit_rules: list[Rule], store: EventStore) -> np.ndarray:
+def _fit_matches(fit_rules: list[Rule], store: EventStore, contacts: np.ndarray) -> np.ndarray:
     """(contacts, fit rules) boolean: does the contact match the rule's condition?"""
-    seniority_names = np.array(list(SENIORITY_CODE), dtype=object)[store.contact_seniority]
-    department_names = np.array(list(DEPARTMENT_CODE), dtype=object)[store.contact_department]
     text = {
-        "industry": store.per_contact(store.account_industry, None),
-        "country": store.per_contact(store.account_country, None),
-        "seniority": seniority_names,
-        "department": department_names,
-        "lead_source": store.contact_lead_source,
+        "industry": store.per_contact(store.account_industry, None)[contacts],
+        "country": store.per_contact(store.account_country, None)[contacts],
+        "seniority": _SENIORITY_NAMES[store.contact_seniority[contacts]],
+        "department": _DEPARTMENT_NAMES[store.contact_department[contacts]],
+        "lead_source": store.contact_lead_source[contacts],
     }
     numbers = {
-        "employees": store.per_contact(store.account_employees, np.nan),
-        "annual_revenue": store.per_contact(store.account_revenue, np.nan),
+        "employees": store.per_contact(store.account_employees, np.nan)[contacts],
+        "annual_revenue": store.per_contact(store.account_revenue, np.nan)[contacts],
     }
-    out = np.zeros((store.n_contacts, len(fit_rules)), dtype=bool)
+    out = np.zeros((len(contacts), len(fit_rules)), dtype=bool)
     for j, rule in enumerate(fit_rules):
         attr = rule.attribute
         if attr in text:
@@ -243,11 +288,12 @@ def _fit_matches(fit_rules: list[Rule], store: EventStore) -> np.ndarray:
             with np.errstate(invalid="ignore"):
                 out[:, j] = (values >= lo) & (values <= hi)
         elif attr == "free_mail":
-            out[:, j] = store.contact_free_mail == (1.0 if rule.equals else 0.0)
+            out[:, j] = store.contact_free_mail[contacts] == (1.0 if rule.equals else 0.0)
         else:  # job_title
             assert rule.matches is not None
             pattern = re.compile(rule.matches)
             out[:, j] = [
-                t is not None and pattern.search(t) is not None for t in store.contact_title
+                t is not None and pattern.search(t) is not None
+                for t in store.contact_title[contacts]
             ]
     return out

@@ -1,7 +1,8 @@
 """Serving settings: one pydantic-settings object, read from LEADSCORE_* variables.
 
-Injected into routes with `Depends(get_settings)`; tests replace it with
-`app.dependency_overrides`. Nothing is read at import time.
+`create_app(settings)` takes one (tests and the CLI build their own); without one, and
+in uvicorn's factory `app_from_env`, `get_settings()` reads the environment. Nothing is
+read at import time.
 """
 
 from __future__ import annotations

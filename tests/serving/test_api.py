@@ -167,12 +167,12 @@ def test_not_json_and_too_large_and_too_many(
     with TestClient(
         create_app(Settings(alias_poll_seconds=0, max_batch=2, max_body_bytes=200_000))
     ) as c:
-        assert (
-            c.post(
-                "/v1/score", content=b"{not json", headers={"content-type": "application/json"}
-            ).status_code
-            == 422
+        not_json = c.post(
+            "/v1/score", content=b"{not json", headers={"content-type": "application/json"}
         )
+        assert not_json.status_code == 422
+        (error,) = not_json.json()["detail"]
+        assert error["type"] == "json_invalid" and "input" not in error  # no echo of the body
         big = {"leads": [request_body(crm, busy_contact)] * 3}
         response = c.post("/v1/score/batch", json=big)
         assert response.status_code in (413, 422)
@@ -244,7 +244,7 @@ def test_end_to_end_over_http_with_a_real_server(
     champion: dict[str, str], monkeypatch: pytest.MonkeyPatch, crm: Any, busy_contact: str
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
-    app = create_app(Settings(alias_poll_seconds=0, api_keys=["k"]))
+    app = create_app(Settings(alias_poll_seconds=0, api_keys=["k"], max_body_bytes=200_000))
     with (
         running_server(app) as base,
         httpx.Client(base_url=base, headers={"X-API-Key": "k"}, timeout=10) as http,
@@ -260,3 +260,16 @@ def test_end_to_end_over_http_with_a_real_server(
         schema = openapi["components"]["schemas"]["ScoreRequest"]
         assert schema["examples"][0]["contact"]["contact_id"] == "C1"
         assert http.post("/v1/score", json={"contact": {}}).status_code == 422
+        assert "app;dur=" in response.headers["server-timing"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+            yield b'{"contact": {"contact_id": "'
+            for _ in range(40):
+                yield b"x" * 10_000
+
+        chunked = http.post(
+            "/v1/score", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert chunked.status_code == 413, chunked.text
+        assert "larger than 200,000 bytes" in chunked.json()["detail"]
+        assert http.get("/healthz").status_code == 200  # and the server is fine
