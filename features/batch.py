@@ -61,18 +61,23 @@ def rules_table(
 def model_table(
     crm: CRM, scorer: LeadScorer, config: RulesConfig, as_of: pd.Timestamp, reasons: int = 3
 ) -> pd.DataFrame:
-    """The points table plus the model's probability and its top reasons (TreeSHAP)."""
+    """The points table plus the model's probability and, unless ``reasons`` is 0, the
+    labels of its top positive reasons (TreeSHAP, the costliest part of a batch)."""
     store = EventStore.from_crm(crm)
     table, _, contacts = rules_table(crm, config, as_of, store=store)
     block = compute_features(store, contacts, np.full(len(contacts), to_epoch(as_of)))
     x = scorer.matrix(block)
     table.insert(2, "probability", scorer.predict(x).round(6))
-    contributions = scorer.contributions(x)[:, :-1]
-    names = [label(f) for f in scorer.feature_names]
-    top = np.argsort(-contributions, axis=1)[:, :reasons]
-    table.insert(
-        3,
-        "top_reasons",
-        ["; ".join(names[j] for j in row if contributions[i, j] > 0) for i, row in enumerate(top)],
-    )
+    if reasons > 0:
+        contributions = scorer.contributions(x)[:, :-1]
+        names = [label(f) for f in scorer.feature_names]
+        top = np.argsort(-contributions, axis=1)[:, :reasons]
+        table.insert(
+            3,
+            "top_reasons",
+            [
+                "; ".join(names[j] for j in row if contributions[i, j] > 0)
+                for i, row in enumerate(top)
+            ],
+        )
     return table

@@ -150,7 +150,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
             raise UserError(f"cannot load the model {args.model}: {exc}") from exc
         config = _load_rules(args.rules) if args.rules else (scorer.rules or _load_rules(None))
-        table = model_table(crm, scorer, config, as_of)
+        table = model_table(crm, scorer, config, as_of, reasons=args.reasons)
         print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
@@ -367,6 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--rules-only", action="store_true", help="points only, no model")
     sc.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
+    sc.add_argument(
+        "--reasons",
+        type=int,
+        default=3,
+        choices=range(0, 21),
+        metavar="N",
+        help="top reasons per contact, 0-20 (default 3; 0 is fastest)",
+    )
     sc.set_defaults(func=cmd_score)
 
     tr = sub.add_parser("train", help="train the model and register it as the challenger")

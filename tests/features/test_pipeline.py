@@ -477,3 +477,31 @@ def test_an_as_of_long_ago_gives_zero_decay_not_nan() -> None:
         warnings.simplefilter("error")
         f = features_of(crm, "C1", as_of=pd.Timestamp("1900-01-01T00:00:00Z"))
     assert f["touches_decayed"] == 0 and f["touches_365d"] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=pd.Timestamp("1950-01-01").to_pydatetime()),
+            st.none() | st.integers(min_value=-14 * 60, max_value=14 * 60),
+        ),
+        max_size=20,
+    )
+)
+def test_many_timestamps_convert_as_one_by_one(stamps: list[tuple[Any, int | None]]) -> None:
+    """The lead door's bulk conversion honours every offset (a naive time is UTC) and
+    rounds down to the second exactly like the one-value conversion."""
+    import datetime as dt
+
+    from features.store import seconds_of, to_seconds
+
+    values = [
+        t if minutes is None else t.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
+        for t, minutes in stamps
+    ]
+    assert seconds_of(values).tolist() == [to_seconds(v) for v in values]
+    assert seconds_of([*values, None]).tolist() == [
+        *(to_seconds(v) for v in values),
+        to_seconds(None),
+    ]

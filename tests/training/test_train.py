@@ -137,6 +137,12 @@ def test_evaluate_and_score_with_the_champion(first: TrainResult, crm_dir: Path,
     # The hottest leads by probability have reasons; and the model ranks, it does not flatline.
     assert table.sort_values("probability").tail(20)["top_reasons"].notna().all()
     assert table["probability"].std() > 0
+    # Without reasons (the fast batch): the same probabilities, no reasons column.
+    fast_csv = tmp_path / "fast.csv"
+    assert main(["score", "--data", str(crm_dir), "--out", str(fast_csv), "--reasons", "0"]) == 0
+    fast = pd.read_csv(fast_csv)
+    assert "top_reasons" not in fast.columns
+    assert fast["probability"].tolist() == table["probability"].tolist()
 
 
 def test_score_with_a_missing_model_is_a_clear_error(

@@ -1,0 +1,100 @@
+"""Benchmark: batch scoring of a CRM export (`leadscore score`), leads per second.
+
+The budget (docs/benchmarks.md): at least 20,000 leads/s without reasons. Measured in
+one run on one generated export:
+
+- the scoring step: EventStore, eligibility, features, probability and points for every
+  eligible contact at one as_of (`features.batch.model_table`), without and with reasons;
+- the same end to end: reading and validating the export, scoring, writing the CSV;
+- the baseline: the registered MLflow pyfunc's `predict` on the already-computed
+  feature rows of the same contacts (the model alone, no features, no points).
+
+    python benchmarks/bench_score.py [--accounts 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--train-accounts", type=int, default=1_500)
+    args = parser.parse_args()
+    import mlflow
+    import numpy as np
+
+    from features.batch import eligible_contacts, model_table, resolve_as_of
+    from features.crm import load_crm
+    from features.kernel import compute_features
+    from features.registry import FEATURE_NAMES
+    from features.rules_config import load_rules
+    from features.scorer import load_scorer
+    from features.snapshots import to_epoch
+    from features.store import EventStore
+    from features.synthetic import GeneratorConfig, generate_crm
+    from training.registry import promote
+    from training.train import TrainConfig, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        train_data, data = Path(tmp) / "train", Path(tmp) / "crm"
+        generate_crm(GeneratorConfig(accounts=args.train_accounts, seed=5), train_data)
+        train(TrainConfig(), train_data)
+        promote()
+        generate_crm(GeneratorConfig(accounts=args.accounts, seed=6), data, fmt="parquet")
+        uri = "models:/lead-scorer@champion"
+        scorer, _ = load_scorer(uri)
+        rules = scorer.rules or load_rules()
+
+        t0 = time.perf_counter()
+        crm = load_crm(data)
+        t_load = time.perf_counter() - t0
+        as_of = resolve_as_of(crm, None)
+        timings: dict[str, float] = {}
+        for reasons in (0, 3):
+            t0 = time.perf_counter()
+            table = model_table(crm, scorer, rules, as_of, reasons=reasons)
+            timings[f"score_{reasons}"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            table.to_csv(Path(tmp) / f"scores_{reasons}.csv", index=False)
+            timings[f"write_{reasons}"] = time.perf_counter() - t0
+        n = len(table)
+
+        store = EventStore.from_crm(crm)
+        contacts = eligible_contacts(store, to_epoch(as_of))
+        block = compute_features(store, contacts, np.full(len(contacts), to_epoch(as_of)))
+        frame = __import__("pandas").DataFrame(block.as_dict())[list(FEATURE_NAMES)]
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        pyfunc.predict(frame.head(100))
+        t0 = time.perf_counter()
+        pyfunc.predict(frame)
+        t_pyfunc = time.perf_counter() - t0
+
+    touchpoints = len(crm.touchpoints)
+    print(
+        f"export: {args.accounts:,} accounts, {len(crm.contacts):,} contacts, "
+        f"{touchpoints:,} touchpoints; {n:,} eligible contacts scored at {as_of.date()}"
+    )
+    for reasons, what in ((0, "without reasons"), (3, "with 3 reasons")):
+        s = timings[f"score_{reasons}"]
+        e2e = t_load + s + timings[f"write_{reasons}"]
+        print(
+            f"scoring step {what}: {s:.2f} s = {n / s:,.0f} leads/s; end to end "
+            f"(read+validate {t_load:.1f} s, score, write CSV): {n / e2e:,.0f} leads/s"
+        )
+    print(
+        f"baseline, MLflow pyfunc predict on the ready feature rows: {t_pyfunc:.2f} s = "
+        f"{n / t_pyfunc:,.0f} leads/s; ratio scoring step (no reasons) / pyfunc: "
+        f"{timings['score_0'] / t_pyfunc:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
