@@ -28,10 +28,15 @@ import pandas as pd
 from features.kernel import FeatureBlock
 from features.registry import CATEGORICAL, NUMERIC
 from features.rules_config import RulesConfig, parse_rules, rules_yaml
+from features.table import TableSpec, clean, model_inputs
+from features.table_rules import TableRules, load_table_rules, table_rules_yaml
 
 BOOSTER_FILE = "booster.txt"
 SCORER_FILE = "scorer.json"
 RULES_FILE = "rules.yaml"
+TABLE_RULES_FILE = "table_rules.yaml"
+#: what a model scores: touchpoint histories (a CRM export), or rows of a flat lead table
+KINDS = ("touchpoint", "table")
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,22 @@ class LeadScorer:
     calibration: Calibration = Calibration()
     rules: RulesConfig | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    table_rules: TableRules | None = None  # the points sheet of a table model
 
     numeric: tuple[str, ...] = NUMERIC
     categorical: tuple[str, ...] = CATEGORICAL
+
+    @property
+    def kind(self) -> str:
+        """ "touchpoint" (features from a CRM export's history) or "table" (a lead table)."""
+        return str(self.metadata.get("kind", "touchpoint"))
+
+    @property
+    def table_spec(self) -> TableSpec:
+        """How a table model reads its table (only for kind "table")."""
+        if self.kind != "table":
+            raise ValueError("this model scores touchpoint histories, not a lead table")
+        return TableSpec.from_dict(self.metadata["table"])
 
     @property
     def feature_names(self) -> list[str]:
@@ -155,6 +173,10 @@ class LeadScorer:
         (folder / SCORER_FILE).write_text(json.dumps(state, indent=1, default=str))
         if self.rules is not None:
             (folder / RULES_FILE).write_text(rules_yaml(self.rules), encoding="utf-8")
+        if self.table_rules is not None:
+            (folder / TABLE_RULES_FILE).write_text(
+                table_rules_yaml(self.table_rules), encoding="utf-8"
+            )
         return folder
 
     @classmethod
@@ -169,6 +191,7 @@ class LeadScorer:
             if rules_path.exists()
             else None
         )
+        table_rules_path = folder / TABLE_RULES_FILE
         cal = state["calibration"]
         return cls(
             booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
@@ -178,6 +201,7 @@ class LeadScorer:
             ),
             rules=rules,
             metadata=state["metadata"],
+            table_rules=load_table_rules(table_rules_path) if table_rules_path.exists() else None,
             numeric=tuple(state["numeric"]),
             categorical=tuple(state["categorical"]),
         )
@@ -198,7 +222,11 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        return self.scorer.predict(self.scorer.matrix_from_frame(model_input))
+        scorer = self.scorer
+        if scorer.kind == "table":  # raw table rows: placeholders, numbers given as text
+            spec = scorer.table_spec
+            model_input = model_inputs(clean(model_input, spec.placeholders), spec)
+        return scorer.predict(scorer.matrix_from_frame(model_input))
 
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"

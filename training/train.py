@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -192,38 +193,52 @@ def fit_calibration(y: np.ndarray, p: np.ndarray, cfg: TrainConfig) -> Calibrati
     return Calibration("none")
 
 
-def logistic_baseline(fit: pd.DataFrame) -> Pipeline:
+def logistic_baseline(
+    fit: pd.DataFrame,
+    numeric: Sequence[str] = R.NUMERIC,
+    categorical: Sequence[str] = R.CATEGORICAL,
+    target: str = "converted",
+    min_frequency: int = 50,
+) -> Pipeline:
     """A scikit-learn pipeline over the same features: impute, log-scale, standardise, one-hot."""
     signed_log = FunctionTransformer(
         lambda x: np.sign(x) * np.log1p(np.abs(x)), feature_names_out="one-to-one"
     )
-    numeric = make_pipeline(
+    numeric_steps = make_pipeline(
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
         signed_log,
         StandardScaler(),
     )
-    categorical = make_pipeline(
+    categorical_steps = make_pipeline(
         SimpleImputer(strategy="constant", fill_value="(missing)"),
-        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=50),
+        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=min_frequency),
     )
     pipe = Pipeline(
         [
             (
                 "features",
                 ColumnTransformer(
-                    [("num", numeric, list(R.NUMERIC)), ("cat", categorical, list(R.CATEGORICAL))]
+                    [
+                        ("num", numeric_steps, list(numeric)),
+                        ("cat", categorical_steps, list(categorical)),
+                    ]
                 ),
             ),
             ("model", LogisticRegression(C=0.1, max_iter=3000)),
         ]
     )
-    pipe.fit(_lr_input(fit), fit["converted"].to_numpy())
+    pipe.fit(lr_input(fit, numeric, categorical), fit[target].to_numpy())
     return pipe
 
 
-def _lr_input(frame: pd.DataFrame) -> pd.DataFrame:
-    x = frame[list(R.FEATURE_NAMES)].copy()
-    for name in R.CATEGORICAL:
+def lr_input(
+    frame: pd.DataFrame,
+    numeric: Sequence[str] = R.NUMERIC,
+    categorical: Sequence[str] = R.CATEGORICAL,
+) -> pd.DataFrame:
+    """The baseline's input: the feature columns, missing categories as "(missing)"."""
+    x = frame[[*numeric, *categorical]].copy()
+    for name in categorical:
         x[name] = x[name].astype(object).where(x[name].notna(), "(missing)")
     return x
 
@@ -278,7 +293,7 @@ def train(
     x_test = scorer.matrix_from_frame(s.test)
     p_model = scorer.predict(x_test)
     logreg = logistic_baseline(s.fit)
-    p_logreg = logreg.predict_proba(_lr_input(s.test))[:, 1]
+    p_logreg = logreg.predict_proba(lr_input(s.test))[:, 1]
     points_test, mql = rule_points(rules, store, s.test)
     points_valid, _ = rule_points(rules, store, s.valid)
     # The points as a probability (for log loss, Brier, ECE): isotonic map fitted on validation.

@@ -1,0 +1,353 @@
+"""Train on a flat lead table: `leadscore train --table FILE --target COL`.
+
+The same discipline as the touchpoint model (`training/train.py`), on a table with one
+row per lead:
+
+1. read the file, treat placeholders as missing, read the target (`--positive`);
+2. order the rows by a time column, or by a numeric id that grows with time, and hold
+   out the most recent share (fit | validation | test); without either, a stratified
+   random split (and the report says so: a random split flatters any model);
+3. decide the input columns on the fit rows, and run the leakage guard there;
+4. LightGBM with native categoricals, early-stopped on the validation rows, calibrated
+   when its validation ECE asks for it; a logistic regression and a points sheet (the
+   user's, or one derived from the fit rows) on the same test rows;
+5. log everything to MLflow (parameters, metrics, the guard's report, plots, the points
+   sheet), register the model (kind "table") and make it the challenger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import train_test_split
+
+from features.scorer import LeadScorer, LeadScorerModel, tracking_uri
+from features.table import (
+    DEFAULT_PLACEHOLDERS,
+    TableError,
+    TableSpec,
+    clean,
+    infer_spec,
+    model_inputs,
+    order_key,
+    read_table,
+    require_columns,
+    target_values,
+)
+from features.table_rules import (
+    check_columns,
+    derive_points,
+    load_table_rules,
+    score_table_rules,
+    table_rules_yaml,
+)
+from training import evaluate as E
+from training.leakage import DEFAULT_MAX_AUC, LeakageReport, check_leakage
+from training.registry import CHALLENGER, set_alias
+from training.train import (
+    EXPERIMENT,
+    TrainConfig,
+    fit_booster,
+    fit_calibration,
+    importance_table,
+    logistic_baseline,
+    lr_input,
+    runtime_requirements,
+)
+
+logger = logging.getLogger(__name__)
+
+TABLE_MODEL_NAME = "lead-scorer-table"
+
+
+@dataclass(frozen=True)
+class TableTrainConfig:
+    """Everything a table training run depends on; logged whole as the run's parameters."""
+
+    target: str
+    positive: str | None = None
+    time_column: str | None = None
+    id_column: str | None = None
+    exclude: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()  # flagged by the leakage guard, kept on purpose
+    sep: str = ","
+    placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
+    max_single_auc: float = DEFAULT_MAX_AUC
+    test_fraction: float = 0.25
+    validation_fraction: float = 0.2
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_data_in_leaf: int = 20
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    calibration: Literal["auto", "none", "isotonic", "platt"] = "auto"
+    seed: int = 0
+    num_threads: int = 2
+    rules_path: str | None = None  # a points sheet; default: derived from the fit rows
+    experiment: str = EXPERIMENT
+    model_name: str = TABLE_MODEL_NAME
+
+    def booster_config(self) -> TrainConfig:
+        """The touchpoint trainer's settings for the shared fitting functions."""
+        return TrainConfig(
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_data_in_leaf=self.min_data_in_leaf,
+            num_boost_round=self.num_boost_round,
+            early_stopping_rounds=self.early_stopping_rounds,
+            calibration=self.calibration,
+            seed=self.seed,
+            num_threads=self.num_threads,
+        )
+
+
+@dataclass
+class TableSplit:
+    fit: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    ordered_by: str | None  # None: stratified random
+
+
+@dataclass
+class TableTrainResult:
+    run_id: str
+    model_version: str
+    comparison: pd.DataFrame
+    leakage: LeakageReport
+    spec: TableSpec
+    split: dict[str, object] = field(default_factory=dict)
+
+
+def load_labelled(cfg: TableTrainConfig, path: str | Path) -> pd.DataFrame:
+    """The cleaned table with a 0/1 `__converted__` column; rows without a target dropped."""
+    raw = read_table(path, cfg.sep)
+    require_columns(
+        raw, [cfg.target, cfg.time_column, cfg.id_column, *cfg.exclude, *cfg.allow], str(path)
+    )
+    frame = clean(raw, cfg.placeholders)
+    y = target_values(frame[cfg.target], cfg.positive)
+    keep = ~np.isnan(y)
+    if (~keep).any():
+        logger.warning("%s: %d rows without a target value are left out", path, int((~keep).sum()))
+    frame = frame.loc[keep].copy()
+    frame["__converted__"] = y[keep].astype(int)
+    if frame["__converted__"].nunique() < 2:
+        raise TableError(f"{path}: every row has the same target value; nothing to learn")
+    return frame
+
+
+def split_table(frame: pd.DataFrame, cfg: TableTrainConfig) -> TableSplit:
+    """fit | validation | test, by time when an order is known, else stratified."""
+    by = cfg.time_column
+    if (
+        by is None
+        and cfg.id_column is not None
+        and pd.api.types.is_numeric_dtype(frame[cfg.id_column])
+    ):
+        by = cfg.id_column  # a numeric id that grows with time stands for it
+    y = frame["__converted__"]
+    if by is not None:
+        ordered = frame.assign(__order__=order_key(frame, by).to_numpy())
+        ordered = ordered.sort_values("__order__", kind="stable").drop(columns="__order__")
+        n = len(ordered)
+        n_test = round(n * cfg.test_fraction)
+        rest = n - n_test
+        n_valid = round(rest * cfg.validation_fraction)
+        parts = ordered.iloc[: rest - n_valid], ordered.iloc[rest - n_valid : rest]
+        return TableSplit(parts[0], parts[1], ordered.iloc[rest:], by)
+    train_part, test = train_test_split(
+        frame, test_size=cfg.test_fraction, stratify=y, random_state=cfg.seed
+    )
+    fit, valid = train_test_split(
+        train_part,
+        test_size=cfg.validation_fraction,
+        stratify=train_part["__converted__"],
+        random_state=cfg.seed,
+    )
+    return TableSplit(fit, valid, test, None)
+
+
+def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
+    """Fit, compare, guard, log to MLflow, register as challenger (see the module doc)."""
+    frame = load_labelled(cfg, path)
+    s = split_table(frame, cfg)
+    for name, part in (("fit", s.fit), ("validation", s.valid), ("test", s.test)):
+        if part["__converted__"].nunique() < 2:
+            raise TableError(
+                f"{path}: the {name} rows ({len(part)}) hold one target value only; "
+                "the table is too small or too ordered for a holdout"
+            )
+    spec = infer_spec(
+        s.fit.drop(columns="__converted__"),
+        cfg.target,
+        cfg.positive,
+        cfg.id_column,
+        cfg.time_column,
+        cfg.exclude,
+        cfg.placeholders,
+    )
+    y_fit = s.fit["__converted__"].to_numpy()
+    guard = check_leakage(
+        model_inputs(s.fit, spec), y_fit, spec, cfg.max_single_auc, cfg.allow, cfg.seed
+    )
+    if guard.excluded:
+        dropped = dict(spec.dropped)
+        for name in guard.excluded:
+            reason = guard.table.loc[guard.table["column"] == name, "reason"].iloc[0]
+            dropped[name] = f"leakage guard: {reason}"
+        spec = TableSpec(
+            target=spec.target,
+            positive=spec.positive,
+            numeric=tuple(c for c in spec.numeric if c not in guard.excluded),
+            categorical=tuple(c for c in spec.categorical if c not in guard.excluded),
+            placeholders=spec.placeholders,
+            id_column=spec.id_column,
+            time_column=spec.time_column,
+            dropped=dropped,
+        )
+    if not spec.columns:
+        raise TableError(f"{path}: no usable input column is left: {spec.dropped}")
+    for name, reason in spec.dropped.items():
+        logger.info("not used: %s (%s)", name, reason)
+
+    fit_x, valid_x, test_x = (model_inputs(p, spec) for p in (s.fit, s.valid, s.test))
+    y_valid, y = s.valid["__converted__"].to_numpy(), s.test["__converted__"].to_numpy()
+    rules = (
+        load_table_rules(cfg.rules_path)
+        if cfg.rules_path
+        else derive_points(fit_x, y_fit, spec)
+    )
+    check_columns(rules, spec)
+    scorer = LeadScorer(
+        booster=None,
+        vocabularies={
+            name: [str(v) for v in fit_x[name].dropna().value_counts().index]
+            for name in spec.categorical
+        },
+        table_rules=rules,
+        numeric=spec.numeric,
+        categorical=spec.categorical,
+    )
+    booster_cfg = cfg.booster_config()
+    fit_frame = fit_x.assign(converted=y_fit)
+    valid_frame = valid_x.assign(converted=y_valid)
+    scorer.booster = fit_booster(scorer, fit_frame, valid_frame, booster_cfg)
+    x_valid, x_test = scorer.matrix_from_frame(valid_x), scorer.matrix_from_frame(test_x)
+    scorer.calibration = fit_calibration(y_valid, scorer.raw_probability(x_valid), booster_cfg)
+    p_model = scorer.predict(x_test)
+
+    logreg = logistic_baseline(fit_frame, spec.numeric, spec.categorical, min_frequency=10)
+    p_logreg = logreg.predict_proba(lr_input(test_x, spec.numeric, spec.categorical))[:, 1]
+    points_test = score_table_rules(rules, test_x)
+    points_valid = score_table_rules(rules, valid_x).total
+    points_to_p = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
+        points_valid, y_valid
+    )
+    p_rules = points_to_p.predict(points_test.total)
+    share = float(points_test.mql.mean())
+    results = {
+        "model": E.metrics(y, p_model, p_model, E.select_top(p_model, share)),
+        "logistic_regression": E.metrics(y, p_logreg, p_logreg, E.select_top(p_logreg, share)),
+        "points": E.metrics(y, points_test.total, p_rules, points_test.mql),
+    }
+    table = E.comparison_table(results)
+    importance = importance_table(scorer, x_test[: 20_000])
+    split_info: dict[str, object] = {
+        "ordered_by": s.ordered_by or "stratified random",
+        "rows_fit": len(s.fit),
+        "rows_validation": len(s.valid),
+        "rows_test": len(s.test),
+        "positive_rate_test": float(y.mean()),
+    }
+    scorer.metadata = {
+        "kind": "table",
+        "table": spec.as_dict(),
+        "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "data_source": str(path),
+        "split": split_info,
+        "train_config": _jsonable(asdict(cfg)),
+        "holdout_metrics": {k: round(v, 6) for k, v in results["model"].items()},
+        "rules_holdout_metrics": {k: round(v, 6) for k, v in results["points"].items()},
+        "leakage": guard.table.to_dict("records"),
+        "best_iteration": scorer.booster.best_iteration,
+        "feature_importance": importance[["feature", "mean_abs_shap", "gain"]].to_dict("records"),
+    }
+
+    mlflow.set_tracking_uri(tracking_uri())
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(cfg.experiment)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        mlflow.set_tags({"model_kind": "table", "leakage_excluded": ", ".join(guard.excluded)})
+        mlflow.log_params(
+            {
+                **_jsonable(asdict(cfg)),
+                "data": str(path),
+                "kind": "table",
+                **split_info,
+                "inputs_numeric": len(spec.numeric),
+                "inputs_categorical": len(spec.categorical),
+                "leakage_excluded": ", ".join(guard.excluded) or "none",
+                "best_iteration": scorer.booster.best_iteration,
+                "calibration_method": scorer.calibration.method,
+            }
+        )
+        for scorer_name, values in results.items():
+            mlflow.log_metrics(
+                {f"{scorer_name}_{k}": v for k, v in values.items() if np.isfinite(v)}
+            )
+        E.plot_all(
+            out / "plots",
+            y,
+            {"model": p_model, "logistic regression": p_logreg, "points": points_test.total},
+            {"model": p_model, "logistic regression": p_logreg, "points": p_rules},
+            importance,
+        )
+        (out / "comparison.md").write_text(E.table_markdown(table))
+        (out / "leakage.md").write_text(guard.markdown())
+        guard.table.to_csv(out / "leakage.csv", index=False)
+        (out / "inputs.json").write_text(json.dumps(spec.as_dict(), indent=1))
+        importance.to_csv(out / "feature_importance.csv", index=False)
+        (out / "points.yaml").write_text(table_rules_yaml(rules), encoding="utf-8")
+        mlflow.log_artifacts(str(out))
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                s.fit.drop(columns="__converted__").head(100_000),
+                source=str(path),
+                targets=cfg.target,
+                name="lead-table",
+            ),
+            context="training",
+        )
+        scorer_dir = scorer.save(out / "scorer")
+        example = test_x.head(5)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadScorerModel(),
+            artifacts={"scorer": str(scorer_dir)},
+            signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
+            input_example=example,
+            registered_model_name=cfg.model_name,
+            pip_requirements=runtime_requirements(),
+        )
+        version = str(info.registered_model_version)
+        set_alias(cfg.model_name, CHALLENGER, version)
+        run_id = run.info.run_id
+    logger.info("registered %s version %s as %s", cfg.model_name, version, CHALLENGER)
+    return TableTrainResult(run_id, version, table, guard, spec, split_info)
+
+
+def _jsonable(values: dict[str, object]) -> dict[str, object]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
