@@ -134,6 +134,11 @@ def _load_crm(folder: Path) -> CRM:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.table is not None:
+        return _score_table(args)
+    if args.data is None:
+        raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
+    args.model = args.model or "models:/lead-scorer@champion"
     from features.batch import resolve_as_of, rules_table
 
     crm = _load_crm(args.data)
@@ -213,6 +218,10 @@ def cmd_rules_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.table is not None:
+        return _train_table(args)
+    if args.data is None:
+        raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
     from training.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -242,6 +251,77 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score_table(args: argparse.Namespace) -> int:
+    from features.batch import table_scores
+    from features.scorer import load_scorer
+    from features.table import read_table
+
+    if args.rules_only:
+        raise UserError("--rules-only scores a CRM export; a table is scored by its model")
+    uri = args.model or "models:/lead-scorer-table@champion"
+    try:
+        scorer, info = load_scorer(uri)
+    except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
+        raise UserError(f"cannot load the model {uri}: {exc}") from exc
+    if scorer.kind != "table":
+        raise UserError(f"{uri} scores touchpoint histories (--data), not a lead table")
+    try:
+        table = table_scores(read_table(args.table, args.sep), scorer, reasons=args.reasons)
+    except ValueError as exc:  # TableError: the file, a column, a cell
+        raise UserError(str(exc)) from exc
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(
+        f"model {info['name'] or uri} version {info['version'] or '?'}: scored "
+        f"{len(table):,} leads of {args.table}; {int(table['mql'].sum()):,} MQLs; wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def _train_table(args: argparse.Namespace) -> int:
+    from features.table import DEFAULT_PLACEHOLDERS
+    from training.evaluate import table_markdown
+    from training.table_train import TABLE_MODEL_NAME, TableTrainConfig, train_table
+
+    if args.target is None:
+        raise UserError("--table needs --target COLUMN (the converted flag)")
+    cfg = TableTrainConfig(
+        target=args.target,
+        positive=args.positive,
+        time_column=args.time_column,
+        id_column=args.id_column,
+        exclude=tuple(args.exclude),
+        allow=tuple(args.allow),
+        sep=args.sep,
+        placeholders=tuple(args.placeholder) if args.placeholder else DEFAULT_PLACEHOLDERS,
+        max_single_auc=args.max_single_auc,
+        rules_path=str(args.rules) if args.rules else None,
+        experiment=args.experiment,
+        model_name=args.model_name or TABLE_MODEL_NAME,
+        seed=args.seed,
+    )
+    try:
+        result = train_table(cfg, args.table)
+    except ValueError as exc:  # TableError, RulesError: the user's table or sheet
+        raise UserError(str(exc)) from exc
+    split = result.split
+    print(
+        f"run {result.run_id}: registered {cfg.model_name} version {result.model_version} "
+        f"as challenger\nholdout: {split['rows_test']} rows, ordered by {split['ordered_by']} "
+        f"(fit {split['rows_fit']}, validation {split['rows_validation']})\n"
+        f"inputs: {len(result.spec.numeric)} numeric, {len(result.spec.categorical)} "
+        "categorical columns"
+    )
+    for name, reason in result.spec.dropped.items():
+        print(f"  not used: {name}: {reason}")
+    flagged = result.leakage.table[result.leakage.table["reason"] != ""]
+    for row in flagged.itertuples(index=False):
+        print(f"leakage guard: {row.column}: {row.reason} -> {row.action}")
+    print()
+    print(table_markdown(result.comparison))
+    return EXIT_OK
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import table_markdown
     from training.holdout import evaluate_model
@@ -264,7 +344,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     try:
         result = promote(
-            version=args.version, force=args.force, data=args.data,
+            name=args.name, version=args.version, force=args.force, data=args.data,
             metric=args.metric, min_improvement=args.min_improvement,
         )  # fmt: skip
     except ValueError as exc:
@@ -354,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--quiet", action="store_true", help="no progress bar")
     ds.set_defaults(func=cmd_build_dataset)
     sc = sub.add_parser("score", help="score every eligible contact of a CRM export")
-    sc.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    sc.add_argument("--data", type=Path, default=None, help="CRM export folder")
+    sc.add_argument("--table", type=Path, default=None, help="or a lead table (CSV or Parquet)")
+    sc.add_argument("--sep", default=",", help="CSV separator of --table (default ,)")
     sc.add_argument("--out", required=True, type=Path, help="CSV file to write")
     sc.add_argument(
         "--as-of",
@@ -366,7 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules", type=Path, default=None, help="points matrix YAML (default: the shipped one)"
     )
     sc.add_argument("--rules-only", action="store_true", help="points only, no model")
-    sc.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
+    sc.add_argument(
+        "--model",
+        default=None,
+        help="model URI (default models:/lead-scorer@champion, with --table "
+        "models:/lead-scorer-table@champion)",
+    )
     sc.add_argument(
         "--reasons",
         type=int,
@@ -377,8 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.set_defaults(func=cmd_score)
 
-    tr = sub.add_parser("train", help="train the model and register it as the challenger")
-    tr.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    tr = sub.add_parser(
+        "train",
+        help="train the model and register it as the challenger",
+        description="Train on a CRM export (--data) or on a flat lead table (--table).",
+    )
+    tr.add_argument("--data", type=Path, default=None, help="CRM export folder")
     tr.add_argument(
         "--dataset",
         type=Path,
@@ -389,6 +480,41 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--experiment", default="lead-scoring", help="MLflow experiment")
     tr.add_argument("--rules", type=Path, default=None, help="points matrix for the baseline")
     tr.add_argument("--seed", type=int, default=0)
+    flat = tr.add_argument_group("a flat lead table (one row per lead)")
+    flat.add_argument("--table", type=Path, default=None, help="CSV or Parquet lead table")
+    flat.add_argument("--target", default=None, help="the column that says converted")
+    flat.add_argument(
+        "--positive", default=None, help="the target value that means converted (default: 1/yes)"
+    )
+    flat.add_argument(
+        "--time-column", default=None, help="orders the holdout: the most recent rows are tested"
+    )
+    flat.add_argument(
+        "--id-column", default=None, help="lead id; a numeric id also orders the holdout"
+    )
+    flat.add_argument(
+        "--exclude", nargs="+", default=[], metavar="COL", help="columns to leave out"
+    )
+    flat.add_argument(
+        "--allow", nargs="+", default=[], metavar="COL", help="keep these despite the leakage guard"
+    )
+    flat.add_argument("--sep", default=",", help="CSV separator (default ,)")
+    flat.add_argument(
+        "--placeholder",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="a cell value meaning missing, repeatable (default: Select, --, N/A, ...)",
+    )
+    flat.add_argument(
+        "--max-single-auc",
+        type=float,
+        default=0.9,
+        help="leakage guard: exclude a column that alone reaches this ROC AUC (default 0.9)",
+    )
+    flat.add_argument(
+        "--model-name", default=None, help="registered model (default lead-scorer-table)"
+    )
     tr.set_defaults(func=cmd_train)
 
     evl = sub.add_parser("evaluate", help="evaluate a registered model on a CRM export")
@@ -403,13 +529,17 @@ def build_parser() -> argparse.ArgumentParser:
     evl.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("promote", help="make the challenger the champion if it is better")
+    pr.add_argument(
+        "--name", default="lead-scorer", help="registered model (lead-scorer-table for tables)"
+    )
     pr.add_argument("--version", default=None, help="make this version the champion (rollback)")
     pr.add_argument("--force", action="store_true", help="promote the challenger regardless")
     pr.add_argument(
         "--data",
         type=Path,
         default=None,
-        help="CRM export for the comparison (default: the challenger's training data)",
+        help="CRM export (or lead table) for the comparison "
+        "(default: the challenger's training data)",
     )
     pr.add_argument(
         "--metric", default="roc_auc", choices=("roc_auc", "pr_auc", "log_loss", "brier")

@@ -54,7 +54,7 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.scoring import score_requests
+from serving.scoring import InputError, score_requests
 from serving.state import LoadedModel, ModelHolder
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,15 @@ async def _parse(request: Request, model: type[_Body]) -> _Body:
         raise RequestValidationError(errors) from None
 
 
+def _unprocessable(exc: InputError, prefix: tuple[str, ...]) -> RequestValidationError:
+    """Leads that do not fit the model, as FastAPI's 422 (a batch names the lead's index)."""
+    errors = []
+    for k, path, message in exc.problems:
+        where = (*prefix, k, *path) if prefix[-1] == "leads" else (*prefix, *path)
+        errors.append({"loc": where, "msg": message, "type": "value_error"})
+    return RequestValidationError(errors)
+
+
 def _json(model: BaseModel) -> Response:
     """Our own response model as JSON, without FastAPI validating it a second time."""
     return Response(model.model_dump_json(), media_type="application/json")
@@ -269,7 +278,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Response:
         """Score one lead: probability, points with every rule that fired, and the reasons."""
         body = await _parse(request, ScoreRequest)
-        (result,) = score_requests([body], model, settings.reasons)
+        try:
+            (result,) = score_requests([body], model, settings.reasons)
+        except InputError as exc:
+            raise _unprocessable(exc, ("body",)) from None
         metrics.probability.observe(result.probability)
         return _json(result)
 
@@ -300,7 +312,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
 
         def work() -> Response:
-            results = score_requests(body.leads, model, settings.reasons)
+            try:
+                results = score_requests(body.leads, model, settings.reasons)
+            except InputError as exc:
+                raise _unprocessable(exc, ("body", "leads")) from None
             for r in results:
                 metrics.probability.observe(r.probability)
             return _json(BatchResponse(results=results))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
 
@@ -114,19 +114,40 @@ EXAMPLE_REQUEST: dict[str, Any] = {
 }
 
 
+AttributeValue = str | float | int | bool | None
+
+
 class ScoreRequest(_In):
-    """One lead with its context. `as_of` defaults to now."""
+    """One lead with its context. `as_of` defaults to now.
+
+    A touchpoint model (the default) reads `contact` and its context; a model trained on
+    a flat lead table (`leadscore train --table`) reads `attributes`: the lead's row,
+    column name to value (absent columns are missing).
+    """
 
     model_config = ConfigDict(
         extra="ignore", str_strip_whitespace=True, json_schema_extra={"examples": [EXAMPLE_REQUEST]}
     )
 
-    contact: Contact
+    contact: Contact | None = None
     account: Account | None = None
     touchpoints: list[Touchpoint] = Field(default_factory=list, max_length=5000)
     committee: list[CommitteeMember] = Field(default_factory=list, max_length=200)
     opportunities: list[Opportunity] = Field(default_factory=list, max_length=500)
     as_of: datetime | None = None
+    attributes: dict[str, AttributeValue] | None = Field(
+        default=None,
+        max_length=1000,
+        description="For a model trained on a lead table: the lead's row, column -> value.",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_score(self) -> ScoreRequest:
+        if self.contact is None and self.attributes is None:
+            raise ValueError(
+                "give `contact` (with its touchpoints) or `attributes` (a lead table's row)"
+            )
+        return self
 
 
 class BatchRequest(_In):
@@ -143,11 +164,11 @@ class RuleLine(BaseModel):
 
 class RulesResult(BaseModel):
     points: float
-    fit_points: float
-    engagement_points: float
+    fit_points: float | None = Field(description="null when the points sheet has no fit group")
+    engagement_points: float | None
     mql: bool
     threshold: float
-    grade: str
+    grade: str | None = Field(description="A1..D4; null for a lead table's points sheet")
     breakdown: list[RuleLine]
 
 
@@ -173,11 +194,11 @@ class AccountRollup(BaseModel):
 
 
 class ScoreResponse(BaseModel):
-    contact_id: str
+    contact_id: str | None = Field(description="the contact, or a table lead's id column")
     as_of: datetime
     probability: float
     model: ModelRef
-    rules: RulesResult
+    rules: RulesResult | None = Field(description="null for a table model without a points sheet")
     reasons: list[Reason]
     account: AccountRollup | None = None
 

@@ -21,6 +21,8 @@ from features.rules import score_rules
 from features.rules_config import RulesConfig, load_rules
 from features.scorer import LeadScorer
 from features.store import EventStore, lead_rows, to_seconds
+from features.table import bad_numbers, frame_from_attributes, model_inputs
+from features.table_rules import score_table_rules
 from serving.schemas import (
     AccountRollup,
     ModelRef,
@@ -46,14 +48,35 @@ def _context(request: ScoreRequest) -> LeadContext:
     )
 
 
+class InputError(ValueError):
+    """Leads the model cannot score: (lead index, field path, message) per problem."""
+
+    def __init__(self, problems: Sequence[tuple[int, tuple[str, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(path)}: {msg}" for _, path, msg in problems))
+        self.problems = list(problems)
+
+
 def score_requests(
     requests: Sequence[ScoreRequest],
     model: LoadedModel,
     reasons: int,
     now: dt.datetime | None = None,
 ) -> list[ScoreResponse]:
-    """Score leads with one model; `now` (UTC) is the default as_of."""
+    """Score leads with one model; `now` (UTC) is the default as_of.
+
+    Raises InputError for leads that do not fit the model's kind (a touchpoint model
+    needs `contact`, a table model `attributes` with numbers where it expects them).
+    """
     now = now or dt.datetime.now(dt.UTC)
+    if model.scorer.kind == "table":
+        return _score_table(requests, model, reasons, now)
+    missing = [
+        (k, ("contact",), "required: this model scores a contact and its touchpoints")
+        for k, r in enumerate(requests)
+        if r.contact is None
+    ]
+    if missing:
+        raise InputError(missing)
     leads = [_context(r) for r in requests]
     as_of_dt = [r.as_of or now for r in requests]
     store = EventStore.from_leads(leads)
@@ -89,7 +112,7 @@ def score_requests(
             )
         out.append(
             ScoreResponse(
-                contact_id=request.contact.contact_id,
+                contact_id=request.contact.contact_id if request.contact else None,
                 as_of=as_of_dt[k],
                 probability=float(probability[start]),
                 model=ref,
@@ -104,6 +127,66 @@ def score_requests(
                 ),
                 reasons=lead_reasons,
                 account=account,
+            )
+        )
+    return out
+
+
+def _score_table(
+    requests: Sequence[ScoreRequest], model: LoadedModel, reasons: int, now: dt.datetime
+) -> list[ScoreResponse]:
+    """Leads of a model trained on a lead table: each request's `attributes` is its row."""
+    scorer = model.scorer
+    spec = scorer.table_spec
+    problems: list[tuple[int, tuple[str, ...], str]] = [
+        (k, ("attributes",), "required: this model scores a lead table's row (attributes)")
+        for k, r in enumerate(requests)
+        if r.attributes is None
+    ]
+    if problems:
+        raise InputError(problems)
+    rows = [r.attributes or {} for r in requests]
+    frame = frame_from_attributes(rows, spec)
+    for name, bad in bad_numbers(frame, spec).items():
+        problems += [
+            (k, ("attributes", name), f"expected a number, got {rows[k].get(name)!r}") for k in bad
+        ]
+    if problems:
+        raise InputError(problems)
+    inputs = model_inputs(frame, spec)
+    x = scorer.matrix_from_frame(inputs)
+    probability = scorer.predict(x)
+    contributions = scorer.contributions(x)[:, :-1] if reasons else None
+    points = score_table_rules(scorer.table_rules, inputs) if scorer.table_rules else None
+    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
+    out = []
+    for k, request in enumerate(requests):
+        lead_id = rows[k].get(spec.id_column) if spec.id_column else None
+        if lead_id is None and request.contact is not None:
+            lead_id = request.contact.contact_id
+        rules = None
+        if points is not None and scorer.table_rules is not None:
+            fit, engagement = points.subtotal("fit"), points.subtotal("engagement")
+            rules = RulesResult(
+                points=round(float(points.total[k]), 2),
+                fit_points=None if fit is None else round(float(fit[k]), 2),
+                engagement_points=None if engagement is None else round(float(engagement[k]), 2),
+                mql=bool(points.mql[k]),
+                threshold=scorer.table_rules.mql_threshold,
+                grade=None,
+                breakdown=[RuleLine(**line) for line in points.breakdown(k)],
+            )
+        out.append(
+            ScoreResponse(
+                contact_id=None if lead_id is None else str(lead_id),
+                as_of=request.as_of or now,
+                probability=float(probability[k]),
+                model=ref,
+                rules=rules,
+                reasons=_reasons(scorer, x[k], contributions[k], reasons)
+                if contributions is not None
+                else [],
+                account=None,
             )
         )
     return out

@@ -61,11 +61,11 @@ class LeakageReport:
             "flag | action |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in self.table.itertuples(index=False):
+        for row in self.table.to_dict("records"):
             lines.append(
-                f"| {row.column} | {row.kind} | {row.roc_auc_alone:.3f} | "
-                f"{row.filled_converted:.0%} | {row.filled_other:.0%} | "
-                f"{row.reason or '-'} | {row.action} |"
+                f"| {row['column']} | {row['kind']} | {row['roc_auc_alone']:.3f} | "
+                f"{row['filled_converted']:.0%} | {row['filled_other']:.0%} | "
+                f"{row['reason'] or '-'} | {row['action']} |"
             )
         return "\n".join(lines) + "\n"
 

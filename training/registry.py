@@ -86,6 +86,21 @@ def promote(
 
     challenger_scorer, _ = load_scorer(f"models:/{name}/{challenger}")
     champion_scorer, _ = load_scorer(f"models:/{name}/{champion}")
+    if challenger_scorer.kind != champion_scorer.kind:
+        raise ValueError(
+            f"{name}: the champion scores {champion_scorer.kind} data and the challenger "
+            f"{challenger_scorer.kind} data; register them under different names"
+        )
+    if challenger_scorer.kind == "table":
+        from training.table_train import table_holdout
+
+        test, where = table_holdout(challenger_scorer, data)
+        new = test.metric(challenger_scorer, metric)
+        old = test.metric(champion_scorer, metric)
+        return _decide(
+            name, challenger, champion, metric, new, old, min_improvement,
+            f"{metric} on the challenger's holdout ({where})",
+        )  # fmt: skip
     source = data or challenger_scorer.metadata.get("data_source")
     if source is None or not Path(source).is_dir():
         raise ValueError(
@@ -98,13 +113,28 @@ def promote(
     share = float(rule_points(rules, holdout.store, holdout.frame)[1].mean()) if rules else 0.1
     new = model_metrics(challenger_scorer, holdout, share)[metric]
     old = model_metrics(champion_scorer, holdout, share)[metric]
+    window = f"{holdout.frame['as_of'].min().date()}..{holdout.frame['as_of'].max().date()}"
+    return _decide(
+        name, challenger, champion, metric, new, old, min_improvement,
+        f"{metric} on the recent holdout ({len(holdout.frame):,} snapshots, {window})",
+    )  # fmt: skip
+
+
+def _decide(
+    name: str,
+    challenger: str,
+    champion: str,
+    metric: str,
+    new: float,
+    old: float,
+    min_improvement: float,
+    where: str,
+) -> Promotion:
+    """Promote when the challenger beats the champion by more than the margin."""
     lower_is_better = metric in ("log_loss", "brier", "ece")
     gain = (old - new) if lower_is_better else (new - old)
-    window = f"{holdout.frame['as_of'].min().date()}..{holdout.frame['as_of'].max().date()}"
-    detail = (
-        f"{metric} on the recent holdout ({len(holdout.frame):,} snapshots, {window}): "
-        f"challenger v{challenger} {new:.4f}, champion v{champion} {old:.4f}"
-    )
+    detail = f"{where}: challenger v{challenger} {new:.4f}, champion v{champion} {old:.4f}"
+    c = client()
     if gain > min_improvement:  # it must beat the champion, by more than the margin
         c.set_registered_model_alias(name, CHAMPION, challenger)
         return Promotion(True, challenger, f"promoted v{challenger}: {detail}")

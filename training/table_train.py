@@ -225,9 +225,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     fit_x, valid_x, test_x = (model_inputs(p, spec) for p in (s.fit, s.valid, s.test))
     y_valid, y = s.valid["__converted__"].to_numpy(), s.test["__converted__"].to_numpy()
     rules = (
-        load_table_rules(cfg.rules_path)
-        if cfg.rules_path
-        else derive_points(fit_x, y_fit, spec)
+        load_table_rules(cfg.rules_path) if cfg.rules_path else derive_points(fit_x, y_fit, spec)
     )
     check_columns(rules, spec)
     scorer = LeadScorer(
@@ -263,7 +261,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
         "points": E.metrics(y, points_test.total, p_rules, points_test.mql),
     }
     table = E.comparison_table(results)
-    importance = importance_table(scorer, x_test[: 20_000])
+    importance = importance_table(scorer, x_test[:20_000])
     split_info: dict[str, object] = {
         "ordered_by": s.ordered_by or "stratified random",
         "rows_fit": len(s.fit),
@@ -347,6 +345,36 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
         run_id = run.info.run_id
     logger.info("registered %s version %s as %s", cfg.model_name, version, CHALLENGER)
     return TableTrainResult(run_id, version, table, guard, spec, split_info)
+
+
+@dataclass
+class TableHoldout:
+    """The test rows of a table training run, raw, for comparing models on them."""
+
+    frame: pd.DataFrame  # cleaned rows with `__converted__`
+
+    def metric(self, scorer: LeadScorer, name: str) -> float:
+        spec = scorer.table_spec
+        x = scorer.matrix_from_frame(model_inputs(self.frame, spec))
+        p = scorer.predict(x)
+        y = self.frame["__converted__"].to_numpy()
+        return E.metrics(y, p, p, E.select_top(p, 0.1))[name]
+
+
+def table_holdout(scorer: LeadScorer, table: str | Path | None) -> tuple[TableHoldout, str]:
+    """The challenger's test rows, split again as in its training run (deterministic)."""
+    state = dict(scorer.metadata["train_config"])
+    source = table or scorer.metadata.get("data_source")
+    if source is None or not Path(source).is_file():
+        raise TableError(
+            f"no lead table to compare on: pass --data FILE (the challenger's table "
+            f"{source!r} is not a file here)"
+        )
+    for key in ("exclude", "allow", "placeholders"):
+        state[key] = tuple(state.get(key, ()))
+    cfg = TableTrainConfig(**state)
+    s = split_table(load_labelled(cfg, source), cfg)
+    return TableHoldout(s.test), f"{len(s.test):,} rows of {source}, by {s.ordered_by or 'chance'}"
 
 
 def _jsonable(values: dict[str, object]) -> dict[str, object]:
