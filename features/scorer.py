@@ -103,7 +103,8 @@ class LeadScorer:
         """Category codes of a categorical feature as float; unknown or missing -> NaN."""
         vocabulary = self.vocabularies[name]
         if len(values) > 64:  # many rows: pandas' hash join; a lead or two: a dict lookup
-            codes = pd.Categorical(np.asarray(values, dtype=object), categories=vocabulary).codes
+            # (unseen values -> -1; pd.Categorical with unseen values is deprecated)
+            codes = pd.Index(vocabulary, dtype=object).get_indexer(np.asarray(values, dtype=object))
             out = codes.astype(float)
             out[codes < 0] = np.nan
             return out

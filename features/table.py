@@ -104,9 +104,9 @@ def clean(frame: pd.DataFrame, placeholders: Sequence[str]) -> pd.DataFrame:
         column = out[name]
         if _is_text(column):
             stripped = column.astype("string").str.strip()
-            out[name] = stripped.where(~stripped.isin(wanted) & stripped.notna(), None).astype(
-                object
-            )
+            keep = (~stripped.isin(wanted) & stripped.notna()).to_numpy(dtype=bool)
+            values = np.where(keep, stripped.astype(object).to_numpy(), None)
+            out[name] = pd.Series(values, index=out.index, dtype=object)  # None, not NaN
     return out
 
 
@@ -161,7 +161,8 @@ def infer_spec(
     """Numeric and categorical input columns of a cleaned table (decided on these rows).
 
     Left out, with the reason recorded: the target, id and time columns, excluded
-    columns, empty or single-valued columns, text with a different value on every row
+    columns, empty columns, columns with one value in every row (one value with gaps
+    stays: being filled in can be the signal), text with a different value on every row
     (an identifier), and timestamps.
     """
     dropped: dict[str, str] = {}
@@ -182,8 +183,8 @@ def infer_spec(
         filled = column.dropna()
         if filled.empty:
             dropped[name] = "empty (every cell missing or a placeholder)"
-        elif filled.nunique() < 2:
-            dropped[name] = f"one value only ({filled.iloc[0]!r})"
+        elif filled.nunique() < 2 and len(filled) == len(column):
+            dropped[name] = f"one value only ({filled.iloc[0]!r})"  # (filled or not would tell)
         elif pd.api.types.is_datetime64_any_dtype(column):
             dropped[name] = "a timestamp (give it as --time-column to order the holdout)"
         elif _is_number_column(column, filled):
