@@ -104,7 +104,8 @@ class LeadScorer:
         vocabulary = self.vocabularies[name]
         if len(values) > 64:  # many rows: pandas' hash join; a lead or two: a dict lookup
             # (unseen values -> -1; pd.Categorical with unseen values is deprecated)
-            codes = pd.Index(vocabulary, dtype=object).get_indexer(np.asarray(values, dtype=object))
+            wanted = pd.Index(np.asarray(values, dtype=object), dtype=object)
+            codes = pd.Index(vocabulary, dtype=object).get_indexer(wanted)
             out = codes.astype(float)
             out[codes < 0] = np.nan
             return out

@@ -105,7 +105,8 @@ def clean(frame: pd.DataFrame, placeholders: Sequence[str]) -> pd.DataFrame:
         if _is_text(column):
             stripped = column.astype("string").str.strip()
             keep = (~stripped.isin(wanted) & stripped.notna()).to_numpy(dtype=bool)
-            values = np.where(keep, stripped.astype(object).to_numpy(), None)
+            values = stripped.to_numpy(dtype=object, copy=True)
+            values[~keep] = None
             out[name] = pd.Series(values, index=out.index, dtype=object)  # None, not NaN
     return out
 

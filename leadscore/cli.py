@@ -287,9 +287,10 @@ def _train_table(args: argparse.Namespace) -> int:
         raise UserError("--table needs --target COLUMN (the converted flag)")
     cfg = TableTrainConfig(
         target=args.target,
-        positive=args.positive,
-        time_column=args.time_column,
-        id_column=args.id_column,
+        # (MLproject passes "" for an option it does not set)
+        positive=args.positive or None,
+        time_column=args.time_column or None,
+        id_column=args.id_column or None,
         exclude=tuple(args.exclude),
         allow=tuple(args.allow),
         sep=args.sep,

@@ -61,6 +61,7 @@ from training.train import (
     fit_booster,
     fit_calibration,
     importance_table,
+    log_params,
     logistic_baseline,
     lr_input,
     runtime_requirements,
@@ -289,7 +290,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         mlflow.set_tags({"model_kind": "table", "leakage_excluded": ", ".join(guard.excluded)})
-        mlflow.log_params(
+        log_params(
             {
                 **_jsonable(asdict(cfg)),
                 "data": str(path),

@@ -339,7 +339,7 @@ def train(
         mlflow.set_experiment(cfg.experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        mlflow.log_params(
+        log_params(
             {
                 **asdict(cfg),
                 "data": str(data),
@@ -428,6 +428,25 @@ def train(
         # LightGBM returns the booster cut at the best iteration; it ran `patience` more.
         rounds=min(cfg.num_boost_round, scorer.booster.best_iteration + cfg.early_stopping_rounds),
     )
+
+
+def log_params(params: dict[str, object]) -> None:
+    """Log the run's parameters, minding those `mlflow run` logged already.
+
+    Under `mlflow run`, the entry point's parameters are logged first, as given (e.g.
+    `''` for an option not set, quoted text). MLflow refuses to change a logged value, so
+    a parameter logged already with another value is logged as `<key>_resolved`.
+    """
+    run = mlflow.active_run()
+    logged = mlflow.get_run(run.info.run_id).data.params if run is not None else {}
+    out = {}
+    for key, value in params.items():
+        text = str(value)
+        if key not in logged:
+            out[key] = text
+        elif logged[key] != text:
+            out[f"{key}_resolved"] = text
+    mlflow.log_params(out)
 
 
 def runtime_requirements() -> list[str]:
