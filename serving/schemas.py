@@ -117,6 +117,18 @@ EXAMPLE_REQUEST: dict[str, Any] = {
 AttributeValue = str | float | int | bool | None
 
 
+EXAMPLE_TABLE_REQUEST: dict[str, Any] = {
+    "attributes": {
+        "Lead Number": 660737,
+        "Lead Origin": "API",
+        "Lead Source": "Olark Chat",
+        "TotalVisits": 0,
+        "Total Time Spent on Website": 0,
+        "What is your current occupation": "Unemployed",
+    }
+}
+
+
 class ScoreRequest(_In):
     """One lead with its context. `as_of` defaults to now.
 
@@ -126,7 +138,9 @@ class ScoreRequest(_In):
     """
 
     model_config = ConfigDict(
-        extra="ignore", str_strip_whitespace=True, json_schema_extra={"examples": [EXAMPLE_REQUEST]}
+        extra="ignore",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [EXAMPLE_REQUEST, EXAMPLE_TABLE_REQUEST]},
     )
 
     contact: Contact | None = None

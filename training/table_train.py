@@ -28,11 +28,10 @@ from typing import Literal
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import train_test_split
 
-from features.scorer import LeadScorer, LeadScorerModel, tracking_uri
+from features.scorer import LeadScorer, tracking_uri
 from features.table import (
     DEFAULT_PLACEHOLDERS,
     TableError,
@@ -54,7 +53,7 @@ from features.table_rules import (
 )
 from training import evaluate as E
 from training.leakage import DEFAULT_MAX_AUC, LeakageReport, check_leakage
-from training.registry import CHALLENGER, set_alias
+from training.registry import CHALLENGER
 from training.train import (
     EXPERIMENT,
     TrainConfig,
@@ -64,7 +63,7 @@ from training.train import (
     log_params,
     logistic_baseline,
     lr_input,
-    runtime_requirements,
+    register_challenger,
 )
 
 logger = logging.getLogger(__name__)
@@ -330,19 +329,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
             ),
             context="training",
         )
-        scorer_dir = scorer.save(out / "scorer")
-        example = test_x.head(5)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=LeadScorerModel(),
-            artifacts={"scorer": str(scorer_dir)},
-            signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
-            input_example=example,
-            registered_model_name=cfg.model_name,
-            pip_requirements=runtime_requirements(),
-        )
-        version = str(info.registered_model_version)
-        set_alias(cfg.model_name, CHALLENGER, version)
+        version = register_challenger(scorer, out / "scorer", test_x.head(5), cfg.model_name)
         run_id = run.info.run_id
     logger.info("registered %s version %s as %s", cfg.model_name, version, CHALLENGER)
     return TableTrainResult(run_id, version, table, guard, spec, split_info)

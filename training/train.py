@@ -396,22 +396,10 @@ def train(
             ),
             context="training",
         )
-        scorer_dir = scorer.save(out / "scorer")
         example = s.test[list(R.FEATURE_NAMES)].head(5).copy()
         for name in R.CATEGORICAL:
             example[name] = example[name].astype(object).where(example[name].notna(), None)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=LeadScorerModel(),
-            artifacts={"scorer": str(scorer_dir)},
-            signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
-            input_example=example,
-            registered_model_name=cfg.model_name,
-            # Stated, not inferred: inference loads the model in a subprocess (seconds).
-            pip_requirements=runtime_requirements(),
-        )
-        version = str(info.registered_model_version)
-        set_alias(cfg.model_name, CHALLENGER, version)
+        version = register_challenger(scorer, out / "scorer", example, cfg.model_name)
         run_id = run.info.run_id
         clock.lap("logging")
         mlflow.log_metrics({f"seconds_{k}": v for k, v in clock.laps.items()})
@@ -428,6 +416,30 @@ def train(
         # LightGBM returns the booster cut at the best iteration; it ran `patience` more.
         rounds=min(cfg.num_boost_round, scorer.booster.best_iteration + cfg.early_stopping_rounds),
     )
+
+
+def register_challenger(
+    scorer: LeadScorer, folder: Path, example: pd.DataFrame, model_name: str
+) -> str:
+    """Log the scorer as the run's pyfunc model, register it, make it the challenger.
+
+    Returns the new version. `example` is a few input rows (the signature and the input
+    example are inferred from them).
+    """
+    scorer_dir = scorer.save(folder)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=LeadScorerModel(),
+        artifacts={"scorer": str(scorer_dir)},
+        signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
+        input_example=example,
+        registered_model_name=model_name,
+        # Stated, not inferred: inference loads the model in a subprocess (seconds).
+        pip_requirements=runtime_requirements(),
+    )
+    version = str(info.registered_model_version)
+    set_alias(model_name, CHALLENGER, version)
+    return version
 
 
 def log_params(params: dict[str, object]) -> None:
