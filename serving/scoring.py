@@ -10,6 +10,7 @@ one kernel pass per distinct as_of.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Sequence
 
 import numpy as np
@@ -146,6 +147,14 @@ def _score_table(
     if problems:
         raise InputError(problems)
     rows = [r.attributes or {} for r in requests]
+    known = {*spec.columns, *spec.dropped}  # every column of the training table
+    for k, row in enumerate(rows):
+        for name in row.keys() - known:  # a typo would silently become a missing value
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append((k, ("attributes", name), f"not a column of the model's table{hint}"))
+    if problems:
+        raise InputError(problems)
     frame = frame_from_attributes(rows, spec)
     for name, bad in bad_numbers(frame, spec).items():
         problems += [

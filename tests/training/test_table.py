@@ -168,6 +168,10 @@ def test_the_api_scores_attributes(trained: str, table_file: Path) -> None:
         bad = client.post("/v1/score", json={"attributes": {**attributes, "Minutes on Site": "x"}})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["body", "attributes", "Minutes on Site"]
+        typo = client.post("/v1/score", json={"attributes": {"Ocupation": "Student"}})
+        assert typo.status_code == 422
+        assert typo.json()["detail"][0]["loc"] == ["body", "attributes", "Ocupation"]
+        assert "did you mean 'Occupation'" in typo.json()["detail"][0]["msg"]
         wrong_kind = client.post(
             "/v1/score", json={"contact": {"contact_id": "C1", "created_at": "2025-01-01"}}
         )
