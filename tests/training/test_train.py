@@ -171,3 +171,24 @@ def test_production_path_tracking_on_postgresql(
     assert scorer.metadata["holdout_metrics"]["roc_auc"] == pytest.approx(
         result.comparison.loc["model", "roc_auc"], abs=1e-5
     )
+
+
+def test_the_stopping_sample_keeps_every_positive_and_the_weighted_totals() -> None:
+    """Early stopping reads a weighted sample of a large validation slice; its weighted
+    counts equal the whole slice's, so the log loss it tracks estimates the slice's."""
+    from training.train import stopping_sample
+
+    y = (np.random.default_rng(1).random(200_000) < 0.015).astype(int)
+    rows, weight = stopping_sample(y, 50_000, seed=0)
+    assert weight is not None and len(rows) == 50_000 and np.all(np.diff(rows) > 0)
+    assert y[rows].sum() == y.sum()  # every positive is kept
+    assert weight[y[rows] == 1].sum() == pytest.approx(y.sum())
+    assert weight[y[rows] == 0].sum() == pytest.approx((y == 0).sum())
+    small = np.array([0, 1, 0, 0])
+    assert stopping_sample(small, 50_000, seed=0)[1] is None  # small slices: all, unweighted
+    mostly = np.ones(100_000, dtype=int)  # more positives than the cap: both sampled
+    mostly[:30_000] = 0
+    rows, weight = stopping_sample(mostly, 50_000, seed=0)
+    assert weight is not None and len(rows) == 50_000
+    assert weight[mostly[rows] == 1].sum() == pytest.approx(70_000)
+    assert weight[mostly[rows] == 0].sum() == pytest.approx(30_000)
