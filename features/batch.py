@@ -19,7 +19,7 @@ from features.rules_config import RulesConfig
 from features.scorer import LeadScorer
 from features.snapshots import data_end, eligibility, to_epoch
 from features.store import EventStore
-from features.table import TableError, bad_numbers, clean, model_inputs, require_columns
+from features.table import TableError, input_columns, require_columns
 from features.table_rules import score_table_rules
 
 
@@ -92,25 +92,23 @@ def table_scores(raw: pd.DataFrame, scorer: LeadScorer, reasons: int = 3) -> pd.
     with text in a numeric column: a silently missing value would change the score.
     """
     spec = scorer.table_spec
-    frame = clean(raw, spec.placeholders)
-    require_columns(frame, spec.columns, "the columns the model was trained on")
-    bad = bad_numbers(frame, spec)
+    require_columns(raw, spec.columns, "the columns the model was trained on")
+    inputs, bad = input_columns({name: raw[name].tolist() for name in spec.columns}, spec)
     if bad:
         lines = []
         for name, rows in bad.items():
-            examples = ", ".join(f"row {i + 1}: {frame[name].iloc[i]!r}" for i in rows[:5])
+            examples = ", ".join(f"row {i + 1}: {raw[name].iloc[i]!r}" for i in rows[:5])
             lines.append(f"  {name!r}: {len(rows)} cells are not numbers ({examples})")
         raise TableError("numeric columns hold text:\n" + "\n".join(lines))
-    inputs = model_inputs(frame, spec)
-    x = scorer.matrix_from_frame(inputs)
-    ids = frame[spec.id_column] if spec.id_column in frame.columns else np.arange(1, len(frame) + 1)
+    x = scorer.matrix_from_columns(inputs)
+    ids = raw[spec.id_column] if spec.id_column in raw.columns else np.arange(1, len(raw) + 1)
     table = pd.DataFrame({"lead_id" if spec.id_column is None else spec.id_column: ids})
     table["probability"] = scorer.predict(x).round(6)
     if scorer.table_rules is not None:
         points = score_table_rules(scorer.table_rules, inputs)
         table["points"] = points.total.round(2)
         table["mql"] = points.mql
-        table["top_rules"] = [points.top_rules(i) for i in range(len(frame))]
+        table["top_rules"] = [points.top_rules(i) for i in range(len(raw))]
     if reasons > 0:
         contributions = scorer.contributions(x)[:, :-1]
         names = scorer.feature_names

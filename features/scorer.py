@@ -16,6 +16,7 @@ pyfunc, so any MLflow-compatible platform can serve it too.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ import pandas as pd
 from features.kernel import FeatureBlock
 from features.registry import CATEGORICAL, NUMERIC
 from features.rules_config import RulesConfig, parse_rules, rules_yaml
-from features.table import TableSpec, clean, model_inputs
+from features.table import TableSpec, model_inputs
 from features.table_rules import TableRules, load_table_rules, table_rules_yaml
 
 BOOSTER_FILE = "booster.txt"
@@ -116,25 +117,34 @@ class LeadScorer:
 
     def matrix(self, block: FeatureBlock) -> np.ndarray:
         """The model's input matrix from a kernel FeatureBlock."""
-        n = block.numeric.shape[0]
-        out = np.empty((n, len(self.feature_names)), dtype=np.float64)
-        out[:, : len(self.numeric)] = block.numeric
-        for j, name in enumerate(self.categorical):
-            out[:, len(self.numeric) + j] = self.encode(name, block.categorical[name])
-        return out
+        return self._matrix(block.numeric, block.categorical)
 
     def matrix_from_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """The model's input matrix from a table with one column per feature."""
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise ValueError(f"the input lacks feature columns: {', '.join(missing[:10])}")
-        out = np.empty((len(frame), len(self.feature_names)), dtype=np.float64)
-        out[:, : len(self.numeric)] = frame[list(self.numeric)].to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
+        numeric = frame[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+        categorical = {
+            name: frame[name].astype(object).where(frame[name].notna(), None).to_numpy()
+            for name in self.categorical
+        }
+        return self._matrix(numeric, categorical)
+
+    def matrix_from_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The model's input matrix from column arrays (a table lead's `input_columns`)."""
+        n = len(columns[self.feature_names[0]])
+        numeric = np.empty((n, len(self.numeric)))
+        for j, name in enumerate(self.numeric):
+            numeric[:, j] = columns[name]
+        return self._matrix(numeric, {name: columns[name] for name in self.categorical})
+
+    def _matrix(self, numeric: np.ndarray, categorical: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Numeric features as they are, then each categorical feature's codes."""
+        out = np.empty((numeric.shape[0], len(self.feature_names)), dtype=np.float64)
+        out[:, : len(self.numeric)] = numeric
         for j, name in enumerate(self.categorical):
-            values = frame[name].astype(object).where(frame[name].notna(), None).to_numpy()
-            out[:, len(self.numeric) + j] = self.encode(name, values)
+            out[:, len(self.numeric) + j] = self.encode(name, categorical[name])
         return out
 
     # --- outputs --------------------------------------------------------------------
@@ -227,7 +237,7 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         scorer = self.scorer
         if scorer.kind == "table":  # raw table rows: placeholders, numbers given as text
             spec = scorer.table_spec
-            model_input = model_inputs(clean(model_input, spec.placeholders), spec)
+            model_input = model_inputs(model_input, spec)
         return scorer.predict(scorer.matrix_from_frame(model_input))
 
 

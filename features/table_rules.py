@@ -21,6 +21,7 @@ how marketers build such sheets by hand.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -162,9 +163,12 @@ class TableScores:
         return "; ".join(f"{line['rule']} {line['points']:+.1f}" for line in lines)
 
 
-def score_table_rules(rules: TableRules, inputs: pd.DataFrame) -> TableScores:
-    """Points of every row of `model_inputs(...)` (numbers as float, categories as text)."""
-    n = len(inputs)
+def score_table_rules(
+    rules: TableRules, inputs: pd.DataFrame | Mapping[str, np.ndarray]
+) -> TableScores:
+    """Points of every row of the model's inputs (`model_inputs` or `input_columns`:
+    numbers as float, categories as text or None)."""
+    n = len(next(iter(inputs.values()))) if isinstance(inputs, Mapping) else len(inputs)
     fired = np.zeros((n, len(rules.rules)), dtype=bool)
     for j, rule in enumerate(rules.rules):
         column = inputs[rule.column]
@@ -172,7 +176,7 @@ def score_table_rules(rules: TableRules, inputs: pd.DataFrame) -> TableScores:
             wanted = {v.strip().lower() for v in rule.in_}
             fired[:, j] = [v is not None and str(v).strip().lower() in wanted for v in column]
         else:
-            values = column.to_numpy(dtype=float, na_value=np.nan)
+            values = np.asarray(column, dtype=float)
             lo = -np.inf if rule.min is None else rule.min
             hi = np.inf if rule.max is None else rule.max
             with np.errstate(invalid="ignore"):

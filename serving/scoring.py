@@ -22,7 +22,7 @@ from features.rules import score_rules
 from features.rules_config import RulesConfig, load_rules
 from features.scorer import LeadScorer
 from features.store import EventStore, lead_rows, to_seconds
-from features.table import bad_numbers, frame_from_attributes, model_inputs
+from features.table import input_columns
 from features.table_rules import score_table_rules
 from serving.schemas import (
     AccountRollup,
@@ -155,15 +155,15 @@ def _score_table(
             problems.append((k, ("attributes", name), f"not a column of the model's table{hint}"))
     if problems:
         raise InputError(problems)
-    frame = frame_from_attributes(rows, spec)
-    for name, bad in bad_numbers(frame, spec).items():
+    inputs, bad = input_columns({c: [row.get(c) for row in rows] for c in spec.columns}, spec)
+    for name, positions in bad.items():
         problems += [
-            (k, ("attributes", name), f"expected a number, got {rows[k].get(name)!r}") for k in bad
+            (k, ("attributes", name), f"expected a number, got {rows[k].get(name)!r}")
+            for k in positions
         ]
     if problems:
         raise InputError(problems)
-    inputs = model_inputs(frame, spec)
-    x = scorer.matrix_from_frame(inputs)
+    x = scorer.matrix_from_columns(inputs)
     probability = scorer.predict(x)
     contributions = scorer.contributions(x)[:, :-1] if reasons else None
     points = score_table_rules(scorer.table_rules, inputs) if scorer.table_rules else None

@@ -213,3 +213,18 @@ def test_x_education_the_guard_flags_tags(tracking: Path) -> None:
     # The model is real and beats the linear baseline and the points on the same rows.
     roc = result.comparison["roc_auc"]
     assert roc["model"] > 0.9 and roc["model"] > roc["logistic_regression"] > roc["points"]
+
+
+def test_cells_become_inputs_the_same_way_everywhere() -> None:
+    """One conversion for training, batch and API: trimmed text, placeholders and empty
+    cells missing, numbers stored as text read, yes/no words as 1/0, text refused."""
+    from features.table import TableSpec, input_columns
+
+    spec = TableSpec("y", None, numeric=("n",), categorical=("c",), placeholders=("Select",))
+    cells_n = [" 5 ", "5.0", 5, True, "yes", "Select", "", None, float("nan"), "1_000", "abc"]
+    cells_c = [" Student ", "Select", "", None, 7, "x", "x", "x", "x", "x", "x"]
+    inputs, bad = input_columns({"n": cells_n, "c": cells_c}, spec)
+    expected = [5.0, 5.0, 5.0, 1.0, 1.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan]
+    np.testing.assert_array_equal(inputs["n"], expected)
+    assert bad == {"n": [9, 10]}
+    assert inputs["c"].tolist()[:5] == ["Student", None, None, None, "7"]
