@@ -98,16 +98,18 @@ def read_table(path: str | Path, sep: str = ",") -> pd.DataFrame:
 
 
 def clean(frame: pd.DataFrame, placeholders: Sequence[str]) -> pd.DataFrame:
-    """Text cells stripped; empty cells and placeholder values become missing."""
+    """Text cells trimmed; empty cells and placeholder values become missing (None).
+
+    (The same rule as `input_columns`, which is what the model reads; this keeps the
+    frame for deciding column kinds and for splitting.)
+    """
     out = frame.copy()
-    wanted = set(placeholders) | {""}
+    wanted = set(placeholders)
     for name in out.columns:
         column = out[name]
         if _is_text(column):
-            stripped = column.astype("string").str.strip()
-            keep = (~stripped.isin(wanted) & stripped.notna()).to_numpy(dtype=bool)
-            values = stripped.to_numpy(dtype=object, copy=True)
-            values[~keep] = None
+            texts = [_text(cell) for cell in column.tolist()]
+            values = [None if t is None or t in wanted else t for t in texts]
             out[name] = pd.Series(values, index=out.index, dtype=object)  # None, not NaN
     return out
 
