@@ -154,6 +154,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             scorer, info = load_scorer(args.model)
         except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
             raise UserError(f"cannot load the model {args.model}: {exc}") from exc
+        if scorer.kind != "touchpoint":
+            raise UserError(f"{args.model} scores a lead table: use --table FILE, not --data")
         config = _load_rules(args.rules) if args.rules else (scorer.rules or _load_rules(None))
         table = model_table(crm, scorer, config, as_of, reasons=args.reasons)
         print(f"model {info['name'] or args.model} version {info['version'] or '?'}")

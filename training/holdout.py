@@ -67,6 +67,11 @@ def evaluate_model(
     """Comparison table of the model and the points score on the export's recent holdout
     (``crm``: the export at ``data``, when already loaded)."""
     scorer, info = load_scorer(model_uri)
+    if scorer.kind != "touchpoint":
+        raise ValueError(
+            f"{model_uri} scores a lead table, not a CRM export; its evaluation is the "
+            "comparison printed by `leadscore train --table` (and logged in its MLflow run)"
+        )
     horizon = horizon_days or int(scorer.metadata.get("horizon_days", 90))
     crm = crm or load_crm(data)
     holdout = recent_holdout(crm, SnapshotConfig(horizon_days=horizon), test_fraction)

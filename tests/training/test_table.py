@@ -228,3 +228,17 @@ def test_cells_become_inputs_the_same_way_everywhere() -> None:
     np.testing.assert_array_equal(inputs["n"], expected)
     assert bad == {"n": [9, 10]}
     assert inputs["c"].tolist()[:5] == ["Student", None, None, None, "7"]
+
+
+def test_a_table_model_refuses_a_crm_export(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import tiny_tables, write_tables
+
+    crm = write_tables(tmp_path / "crm", tiny_tables())
+    uri = "models:/lead-scorer-table@champion"
+    out = str(tmp_path / "x.csv")
+    assert main(["score", "--data", str(crm), "--model", uri, "--out", out]) == 2
+    assert "scores a lead table: use --table FILE" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(crm), "--model", uri]) == 2
+    assert "scores a lead table, not a CRM export" in capsys.readouterr().err
