@@ -306,7 +306,10 @@ def _text(cell: Any) -> str | None:
 def _number(cell: Any, placeholders: set[str]) -> float | None:
     """A cell as a number: NaN when missing, None when it is text that is not a number."""
     if isinstance(cell, bool | np.bool_ | int | float | np.integer | np.floating):
-        return float(cell)
+        try:
+            return float(cell)
+        except OverflowError:  # an integer beyond any float: not a usable number
+            return None
     text = _text(cell)
     if text is None or text in placeholders:
         return float("nan")

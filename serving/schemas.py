@@ -38,8 +38,8 @@ class Contact(_In):
 class Account(_In):
     account_id: str = Id
     industry: str | None = Field(default=None, max_length=100)
-    employees: int | None = Field(default=None, ge=0)
-    annual_revenue: float | None = Field(default=None, ge=0)
+    employees: int | None = Field(default=None, ge=0, le=100_000_000)
+    annual_revenue: float | None = Field(default=None, ge=0, le=1e15, allow_inf_nan=False)
     country: str | None = Field(default=None, max_length=100)
 
 
@@ -65,7 +65,7 @@ class Opportunity(_In):
     created_at: datetime
     closed_at: datetime | None = None
     stage: Literal["open", "closed_won", "closed_lost"]
-    amount: float | None = Field(default=None, ge=0)
+    amount: float | None = Field(default=None, ge=0, le=1e15, allow_inf_nan=False)
 
 
 EXAMPLE_REQUEST: dict[str, Any] = {

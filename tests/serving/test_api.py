@@ -273,3 +273,13 @@ def test_end_to_end_over_http_with_a_real_server(
         assert chunked.status_code == 413, chunked.text
         assert "larger than 200,000 bytes" in chunked.json()["detail"]
         assert http.get("/healthz").status_code == 200  # and the server is fine
+
+
+def test_numbers_beyond_any_company_are_a_422(
+    client: TestClient, crm: Any, busy_contact: str
+) -> None:
+    body = request_body(crm, busy_contact)
+    body["account"]["employees"] = 10**400  # a JSON integer Python reads, no float holds
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "account", "employees"]

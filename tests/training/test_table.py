@@ -242,3 +242,40 @@ def test_a_table_model_refuses_a_crm_export(
     assert "scores a lead table: use --table FILE" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(crm), "--model", uri]) == 2
     assert "scores a lead table, not a CRM export" in capsys.readouterr().err
+
+
+def test_no_generated_request_gets_a_server_error_from_a_table_model(trained: str) -> None:
+    """Schemathesis over the scoring operations of an app serving a table model."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    app = create_app(
+        Settings(model_uri="models:/lead-scorer-table@champion", alias_poll_seconds=0, max_batch=20)
+    )
+    app.state.holder.load()  # as the lifespan would
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    tested = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.label.startswith("POST /v1/score"):
+            continue
+        tested.append(operation.label)
+
+        @settings(
+            max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        @given(case=operation.as_strategy())
+        def call(case: schemathesis.Case) -> None:
+            case.call_and_validate(checks=[not_a_server_error])
+
+        call()
+    assert set(tested) == {"POST /v1/score", "POST /v1/score/batch"}
+
+
+def test_numbers_beyond_floats_are_refused_not_a_crash() -> None:
+    from features.table import TableSpec, input_columns
+
+    spec = TableSpec("y", None, numeric=("n",), categorical=())
+    inputs, bad = input_columns({"n": [10**400, 2**63, "7"]}, spec)
+    assert bad == {"n": [0]} and inputs["n"][1] == float(2**63) and inputs["n"][2] == 7.0
