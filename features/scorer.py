@@ -37,7 +37,7 @@ SCORER_FILE = "scorer.json"
 RULES_FILE = "rules.yaml"
 TABLE_RULES_FILE = "table_rules.yaml"
 #: what a model scores: touchpoint histories (a CRM export), or rows of a flat lead table
-KINDS = ("touchpoint", "table")
+Kind = Literal["touchpoint", "table"]
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ class LeadScorer:
     categorical: tuple[str, ...] = CATEGORICAL
 
     @property
-    def kind(self) -> str:
-        """ "touchpoint" (features from a CRM export's history) or "table" (a lead table)."""
-        return str(self.metadata.get("kind", "touchpoint"))
+    def kind(self) -> Kind:
+        """What the model scores: a contact's history ("touchpoint") or a table row ("table")."""
+        return "table" if self.metadata.get("kind") == "table" else "touchpoint"
 
     @property
     def table_spec(self) -> TableSpec:

@@ -331,6 +331,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             version=model.version,
             alias=model.alias,
             uri=model.uri,
+            kind=model.scorer.kind,
             trained_at=meta.get("trained_at"),
             training_window=list(meta.get("training_window", [])),
             test_window=list(meta.get("test_window", [])),

@@ -226,6 +226,9 @@ class ModelInfo(BaseModel):
     version: str
     alias: str
     uri: str
+    kind: Literal["touchpoint", "table"] = Field(
+        description="what to send: `contact` and its history (touchpoint) or `attributes` (table)"
+    )
     trained_at: str | None
     training_window: list[str]
     test_window: list[str]

@@ -36,6 +36,13 @@ def set_alias(name: str, alias: str, version: str) -> None:
     client().set_registered_model_alias(name, alias, version)
 
 
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    """Tags on a registered version (e.g. its kind), visible in the registry's UI."""
+    c = client()
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, value)
+
+
 def alias_version(name: str, alias: str) -> str | None:
     try:
         return str(client().get_model_version_by_alias(name, alias).version)

@@ -42,7 +42,7 @@ from features.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_
 from features.store import EventStore
 from training import evaluate as E
 from training.holdout import rule_points
-from training.registry import CHALLENGER, set_alias
+from training.registry import CHALLENGER, set_alias, tag_version
 from training.truth import latent_propensity, load_episodes
 
 logger = logging.getLogger(__name__)
@@ -469,6 +469,7 @@ def register_challenger(
         pip_requirements=runtime_requirements(),
     )
     version = str(info.registered_model_version)
+    tag_version(model_name, version, {"kind": scorer.kind})
     set_alias(model_name, CHALLENGER, version)
     return version
 

@@ -197,6 +197,7 @@ def test_model_info_importance_health_metrics(
     client: TestClient, crm: Any, busy_contact: str
 ) -> None:
     info = client.get("/v1/model").json()
+    assert info["kind"] == "touchpoint"
     assert (
         info["version"] == "1"
         and info["alias"] == "champion"

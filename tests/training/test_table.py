@@ -91,6 +91,10 @@ def test_the_guard_excludes_after_the_fact_columns_and_says_why(trained: str) ->
     scorer, _ = load_scorer("models:/lead-scorer-table@champion")
     spec = scorer.table_spec
     assert scorer.kind == "table"
+    registered = mlflow.MlflowClient().get_model_version_by_alias("lead-scorer-table", "champion")
+    assert registered.tags["kind"] == "table"
+    registered = mlflow.MlflowClient().get_model_version_by_alias("lead-scorer-table", "champion")
+    assert registered.tags["kind"] == "table"
     assert "Status Tag" not in spec.columns and "Refund Reason" not in spec.columns
     assert spec.dropped["Status Tag"].startswith("leakage guard")
     assert spec.dropped["Prospect ID"].startswith("an identifier")
@@ -156,6 +160,8 @@ def test_the_api_scores_attributes(trained: str, table_file: Path) -> None:
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["contact_id"] == str(attributes["Lead Number"])
+        assert client.get("/v1/model").json()["kind"] == "table"
+        assert client.get("/v1/model").json()["kind"] == "table"
         assert 0 < body["probability"] < 1 and body["reasons"]
         lines = body["rules"]["breakdown"]
         assert abs(sum(line["points"] for line in lines) - body["rules"]["points"]) < 0.01
