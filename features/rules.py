@@ -154,8 +154,11 @@ def score_rules(
         c, w = _engagement_at(config, store, int(date), ev_rule, plan.rule_group, groups, n_eng)
         count[rows, :n_eng] = c[contacts[rows]]
         weight[rows, :n_eng] = w[contacts[rows]]
-    unique, inverse = np.unique(contacts, return_inverse=True)
-    fired = _fit_matches(rules[n_eng:], store, unique)[inverse].astype(float)
+    if len(contacts) > 1:  # each contact's attributes are tested once
+        unique, inverse = np.unique(contacts, return_inverse=True)
+        fired = _fit_matches(rules[n_eng:], store, unique)[inverse].astype(float)
+    else:
+        fired = _fit_matches(rules[n_eng:], store, contacts).astype(float)
     count[:, n_eng:] = fired
     weight[:, n_eng:] = fired
     points = np.clip(weight * plan.points, -plan.caps, plan.caps)
@@ -188,24 +191,18 @@ def score_rules(
 def grades(
     config: RulesConfig, fit_points: np.ndarray, engagement_points: np.ndarray
 ) -> np.ndarray:
-    """A1 (best fit, most engaged) .. D4, from the two subtotals and the grade bands."""
-    fit_bands = config.grades.fit
-    eng_bands = config.grades.engagement
-    letter = np.select(
-        [fit_points >= fit_bands["A"], fit_points >= fit_bands["B"], fit_points >= fit_bands["C"]],
-        ["A", "B", "C"],
-        "D",
-    )
-    number = np.select(
-        [
-            engagement_points >= eng_bands["1"],
-            engagement_points >= eng_bands["2"],
-            engagement_points >= eng_bands["3"],
-        ],
-        ["1", "2", "3"],
-        "4",
-    )
-    return np.char.add(letter, number).astype(object)
+    """A1 (best fit, most engaged) .. D4, from the two subtotals and the grade bands.
+
+    The bands fall from A to C and from 1 to 3 (the config refuses anything else), so
+    the number of thresholds a subtotal reaches picks its band.
+    """
+    fit_bands, eng_bands = config.grades.fit, config.grades.engagement
+    letter = sum((fit_points >= fit_bands[k]).astype(int) for k in ("A", "B", "C"))
+    number = sum((engagement_points >= eng_bands[k]).astype(int) for k in ("1", "2", "3"))
+    return _GRADE_NAMES[letter, number]
+
+
+_GRADE_NAMES = np.array([[f"{band}{n}" for n in "4321"] for band in "DCBA"], dtype=object)
 
 
 def _rule_table(engagement: list[Rule]) -> np.ndarray:
@@ -264,15 +261,15 @@ def _engagement_at(
 def _fit_matches(fit_rules: list[Rule], store: EventStore, contacts: np.ndarray) -> np.ndarray:
     """(contacts, fit rules) boolean: does the contact match the rule's condition?"""
     text = {
-        "industry": store.per_contact(store.account_industry, None)[contacts],
-        "country": store.per_contact(store.account_country, None)[contacts],
+        "industry": store.per_contact(store.account_industry, None, contacts),
+        "country": store.per_contact(store.account_country, None, contacts),
         "seniority": _SENIORITY_NAMES[store.contact_seniority[contacts]],
         "department": _DEPARTMENT_NAMES[store.contact_department[contacts]],
         "lead_source": store.contact_lead_source[contacts],
     }
     numbers = {
-        "employees": store.per_contact(store.account_employees, np.nan)[contacts],
-        "annual_revenue": store.per_contact(store.account_revenue, np.nan)[contacts],
+        "employees": store.per_contact(store.account_employees, np.nan, contacts),
+        "annual_revenue": store.per_contact(store.account_revenue, np.nan, contacts),
     }
     out = np.zeros((len(contacts), len(fit_rules)), dtype=bool)
     for j, rule in enumerate(fit_rules):

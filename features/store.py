@@ -92,12 +92,15 @@ class EventStore:
     def n_accounts(self) -> int:
         return len(self.account_ids)
 
-    def per_contact(self, values: np.ndarray, empty: Any) -> np.ndarray:
-        """An account-level array seen from each contact: the value of its account, or
-        ``empty`` for a contact without one (same dtype as ``values``)."""
-        has = self.contact_account >= 0
-        out = np.full(self.n_contacts, empty, dtype=values.dtype)
-        out[has] = values[self.contact_account[has]]
+    def per_contact(
+        self, values: np.ndarray, empty: Any, contacts: np.ndarray | None = None
+    ) -> np.ndarray:
+        """An account-level array seen from each contact (or from ``contacts`` only): the
+        value of its account, or ``empty`` for a contact without one (dtype of ``values``)."""
+        account = self.contact_account if contacts is None else self.contact_account[contacts]
+        has = account >= 0
+        out = np.full(len(account), empty, dtype=values.dtype)
+        out[has] = values[account[has]]
         return out
 
     def contact_index(self, contact_ids: Sequence[str] | pd.Series) -> np.ndarray:
