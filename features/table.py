@@ -244,18 +244,11 @@ def input_columns(
 
 
 def model_inputs(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """`input_columns` of a table, as a frame (text in a numeric column becomes missing;
-    use `bad_numbers` first where the caller must be told)."""
+    """`input_columns` of a table, as a frame. Text in a numeric column becomes missing
+    here; callers that must refuse it (batch scoring, the API) call `input_columns`."""
     require_columns(frame, spec.columns, "the model's input columns")
     arrays, _ = input_columns({name: frame[name].tolist() for name in spec.columns}, spec)
     return pd.DataFrame(arrays, index=frame.index)
-
-
-def bad_numbers(frame: pd.DataFrame, spec: TableSpec) -> dict[str, list[int]]:
-    """Positions of filled cells in numeric columns that are not numbers, per column."""
-    present = [name for name in spec.numeric if name in frame.columns]
-    only_numeric = TableSpec(spec.target, spec.positive, tuple(present), (), spec.placeholders)
-    return input_columns({name: frame[name].tolist() for name in present}, only_numeric)[1]
 
 
 def order_key(frame: pd.DataFrame, column: str) -> pd.Series:
