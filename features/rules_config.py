@@ -37,6 +37,7 @@ conditions: every one that matches fires once.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -232,16 +233,24 @@ def parse_rules(data: Any, source: str = "rules") -> RulesConfig:
 
 
 def load_rules(path: str | Path | None = None) -> RulesConfig:
-    """The points matrix at ``path``, or the shipped default."""
+    """The points matrix at ``path``, or the shipped default (parsed once per process:
+    the API falls back to it for a model without its own matrix, on every request)."""
     if path is None:
-        text = resources.files("features").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
-        source = f"the default rules ({DEFAULT_RULES})"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RulesError(f"cannot read the rules file {path}: {exc.strerror}") from exc
-        source = str(path)
+        return _default_rules()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"cannot read the rules file {path}: {exc.strerror}") from exc
+    return _parse_text(text, str(path))
+
+
+@lru_cache(maxsize=1)
+def _default_rules() -> RulesConfig:
+    text = resources.files("features").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
+    return _parse_text(text, f"the default rules ({DEFAULT_RULES})")
+
+
+def _parse_text(text: str, source: str) -> RulesConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
