@@ -71,18 +71,18 @@ def model_table(
     x = scorer.matrix(block)
     table.insert(2, "probability", scorer.predict(x).round(6))
     if reasons > 0:
-        contributions = scorer.contributions(x)[:, :-1]
-        names = [label(f) for f in scorer.feature_names]
-        top = np.argsort(-contributions, axis=1)[:, :reasons]
-        table.insert(
-            3,
-            "top_reasons",
-            [
-                "; ".join(names[j] for j in row if contributions[i, j] > 0)
-                for i, row in enumerate(top)
-            ],
-        )
+        table.insert(3, "top_reasons", top_reasons(scorer, x, reasons))
     return table
+
+
+def top_reasons(scorer: LeadScorer, x: np.ndarray, k: int) -> list[str]:
+    """Per row of ``x``, the labels of its ``k`` largest positive TreeSHAP contributions."""
+    contributions = scorer.contributions(x)[:, :-1]
+    names = [label(f) for f in scorer.feature_names]
+    top = np.argsort(-contributions, axis=1)[:, :k]
+    return [
+        "; ".join(names[j] for j in row if contributions[i, j] > 0) for i, row in enumerate(top)
+    ]
 
 
 def table_scores(raw: pd.DataFrame, scorer: LeadScorer, reasons: int = 3) -> pd.DataFrame:
@@ -109,11 +109,6 @@ def table_scores(raw: pd.DataFrame, scorer: LeadScorer, reasons: int = 3) -> pd.
         table["points"] = points.total.round(2)
         table["mql"] = points.mql
         table["top_rules"] = [points.top_rules(i) for i in range(len(raw))]
-    if reasons > 0:
-        contributions = scorer.contributions(x)[:, :-1]
-        names = scorer.feature_names
-        top = np.argsort(-contributions, axis=1)[:, :reasons]
-        table["top_reasons"] = [
-            "; ".join(names[j] for j in row if contributions[i, j] > 0) for i, row in enumerate(top)
-        ]
+    if reasons > 0:  # (a table's columns have no registry label: `label` gives the name)
+        table["top_reasons"] = top_reasons(scorer, x, reasons)
     return table.reset_index(drop=True)
