@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -60,10 +60,12 @@ from training.train import (
     fit_booster,
     fit_calibration,
     importance_table,
+    log_comparison,
     log_params,
     logistic_baseline,
     lr_input,
     register_challenger,
+    vocabularies,
 )
 
 logger = logging.getLogger(__name__)
@@ -207,14 +209,10 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
         for name in guard.excluded:
             reason = guard.table.loc[guard.table["column"] == name, "reason"].iloc[0]
             dropped[name] = f"leakage guard: {reason}"
-        spec = TableSpec(
-            target=spec.target,
-            positive=spec.positive,
+        spec = replace(
+            spec,
             numeric=tuple(c for c in spec.numeric if c not in guard.excluded),
             categorical=tuple(c for c in spec.categorical if c not in guard.excluded),
-            placeholders=spec.placeholders,
-            id_column=spec.id_column,
-            time_column=spec.time_column,
             dropped=dropped,
         )
     if not spec.columns:
@@ -230,10 +228,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     check_columns(rules, spec)
     scorer = LeadScorer(
         booster=None,
-        vocabularies={
-            name: [str(v) for v in fit_x[name].dropna().value_counts().index]
-            for name in spec.categorical
-        },
+        vocabularies=vocabularies(fit_x, spec.categorical),
         table_rules=rules,
         numeric=spec.numeric,
         categorical=spec.categorical,
@@ -302,22 +297,12 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
                 "calibration_method": scorer.calibration.method,
             }
         )
-        for scorer_name, values in results.items():
-            mlflow.log_metrics(
-                {f"{scorer_name}_{k}": v for k, v in values.items() if np.isfinite(v)}
-            )
-        E.plot_all(
-            out / "plots",
-            y,
-            {"model": p_model, "logistic regression": p_logreg, "points": points_test.total},
-            {"model": p_model, "logistic regression": p_logreg, "points": p_rules},
-            importance,
+        log_comparison(
+            out, results, table, y, (p_model, p_logreg, points_test.total), p_rules, importance
         )
-        (out / "comparison.md").write_text(E.table_markdown(table))
         (out / "leakage.md").write_text(guard.markdown())
         guard.table.to_csv(out / "leakage.csv", index=False)
         (out / "inputs.json").write_text(json.dumps(spec.as_dict(), indent=1))
-        importance.to_csv(out / "feature_importance.csv", index=False)
         (out / "points.yaml").write_text(table_rules_yaml(rules), encoding="utf-8")
         mlflow.log_artifacts(str(out))
         mlflow.log_input(

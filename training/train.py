@@ -118,10 +118,10 @@ def split(frame: pd.DataFrame, cfg: TrainConfig) -> Splits:
     return Splits(inner.train, inner.test, outer.test, outer, inner)
 
 
-def vocabularies(frame: pd.DataFrame) -> dict[str, list[str]]:
+def vocabularies(frame: pd.DataFrame, names: Sequence[str] = R.CATEGORICAL) -> dict[str, list[str]]:
     """Known values of each categorical feature, most frequent first (from the fit rows)."""
     out = {}
-    for name in R.CATEGORICAL:
+    for name in names:
         counts = frame[name].astype(object).dropna().value_counts()
         out[name] = [str(v) for v in counts.index]
     return out
@@ -382,22 +382,11 @@ def train(
                 "calibration_method": scorer.calibration.method,
             }
         )
-        for scorer_name, values in results.items():
-            mlflow.log_metrics(
-                {f"{scorer_name}_{k}": v for k, v in values.items() if np.isfinite(v)}
-            )
+        log_comparison(
+            out, results, table, y, (p_model, p_logreg, points_test), p_rules, importance
+        )
         if truth_auc is not None:
             mlflow.log_metric("latent_truth_roc_auc", truth_auc)
-        E.plot_all(
-            out / "plots",
-            y,
-            {"model": p_model, "logistic regression": p_logreg, "points": points_test},
-            {"model": p_model, "logistic regression": p_logreg, "points": p_rules},
-            importance,
-        )
-        (out / "comparison.md").write_text(E.table_markdown(table))
-        (out / "comparison.html").write_text(table.to_html(float_format=lambda v: f"{v:.4f}"))
-        importance.to_csv(out / "feature_importance.csv", index=False)
         (out / "features.json").write_text(
             json.dumps(
                 [
@@ -447,6 +436,33 @@ def train(
         # LightGBM returns the booster cut at the best iteration; it ran `patience` more.
         rounds=min(cfg.num_boost_round, scorer.booster.best_iteration + cfg.early_stopping_rounds),
     )
+
+
+def log_comparison(
+    out: Path,
+    results: dict[str, dict[str, float]],
+    table: pd.DataFrame,
+    y: np.ndarray,
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    points_as_p: np.ndarray,
+    importance: pd.DataFrame,
+) -> None:
+    """The run's evaluation: each scorer's metrics, the plots and the comparison table
+    (written under ``out`` for `mlflow.log_artifacts`). ``scores``: the model's and the
+    regression's probabilities and the points, on the test rows."""
+    for scorer_name, values in results.items():
+        mlflow.log_metrics({f"{scorer_name}_{k}": v for k, v in values.items() if np.isfinite(v)})
+    p_model, p_logreg, points = scores
+    E.plot_all(
+        out / "plots",
+        y,
+        {"model": p_model, "logistic regression": p_logreg, "points": points},
+        {"model": p_model, "logistic regression": p_logreg, "points": points_as_p},
+        importance,
+    )
+    (out / "comparison.md").write_text(E.table_markdown(table))
+    (out / "comparison.html").write_text(table.to_html(float_format=lambda v: f"{v:.4f}"))
+    importance.to_csv(out / "feature_importance.csv", index=False)
 
 
 def register_challenger(
