@@ -40,6 +40,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.registry import FEATURES_BY_NAME, label
@@ -127,7 +128,7 @@ class _Guard:
             await send(message)
 
         try:
-            length = _header(scope, b"content-length")
+            length = Headers(scope=scope).get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
                 answer = JSONResponse(status_code=413, content={"detail": self._too_large()})
                 await answer(scope, receive, timed_send)
@@ -137,13 +138,6 @@ class _Guard:
             path = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(path, str(status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - started)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -172,12 +166,16 @@ async def _parse(request: Request, model: type[_Body]) -> _Body:
         raise RequestValidationError(errors) from None
 
 
-def _unprocessable(exc: InputError, prefix: tuple[str, ...]) -> RequestValidationError:
+def _unprocessable(exc: InputError, batch: bool) -> RequestValidationError:
     """Leads that do not fit the model, as FastAPI's 422 (a batch names the lead's index)."""
-    errors = []
-    for k, path, message in exc.problems:
-        where = (*prefix, k, *path) if prefix[-1] == "leads" else (*prefix, *path)
-        errors.append({"loc": where, "msg": message, "type": "value_error"})
+    errors = [
+        {
+            "loc": ("body", "leads", k, *path) if batch else ("body", *path),
+            "msg": message,
+            "type": "value_error",
+        }
+        for k, path, message in exc.problems
+    ]
     return RequestValidationError(errors)
 
 
@@ -281,7 +279,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             (result,) = score_requests([body], model, settings.reasons)
         except InputError as exc:
-            raise _unprocessable(exc, ("body",)) from None
+            raise _unprocessable(exc, batch=False) from None
         metrics.probability.observe(result.probability)
         return _json(result)
 
@@ -315,7 +313,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 results = score_requests(body.leads, model, settings.reasons)
             except InputError as exc:
-                raise _unprocessable(exc, ("body", "leads")) from None
+                raise _unprocessable(exc, batch=True) from None
             for r in results:
                 metrics.probability.observe(r.probability)
             return _json(BatchResponse(results=results))
