@@ -242,7 +242,6 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-MODEL_NAME = "lead-scorer"
 
 
 def tracking_uri() -> str:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from features.models import CHAMPION_URI, MODEL_NAME, TABLE_CHAMPION_URI, TABLE_MODEL_NAME
+
 if TYPE_CHECKING:
     from features.crm import CRM
     from features.rules_config import RulesConfig
@@ -138,7 +140,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return _score_table(args)
     if args.data is None:
         raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
-    args.model = args.model or "models:/lead-scorer@champion"
+    args.model = args.model or CHAMPION_URI
     from features.batch import resolve_as_of, rules_table
 
     crm = _load_crm(args.data)
@@ -260,7 +262,7 @@ def _score_table(args: argparse.Namespace) -> int:
 
     if args.rules_only:
         raise UserError("--rules-only scores a CRM export; a table is scored by its model")
-    uri = args.model or "models:/lead-scorer-table@champion"
+    uri = args.model or TABLE_CHAMPION_URI
     try:
         scorer, info = load_scorer(uri)
     except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
@@ -283,7 +285,7 @@ def _score_table(args: argparse.Namespace) -> int:
 def _train_table(args: argparse.Namespace) -> int:
     from features.table import DEFAULT_PLACEHOLDERS
     from training.evaluate import table_markdown
-    from training.table_train import TABLE_MODEL_NAME, TableTrainConfig, train_table
+    from training.table_train import TableTrainConfig, train_table
 
     if args.target is None:
         raise UserError("--table needs --target COLUMN (the converted flag)")
@@ -454,8 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--model",
         default=None,
-        help="model URI (default models:/lead-scorer@champion, with --table "
-        "models:/lead-scorer-table@champion)",
+        help=f"model URI (default {CHAMPION_URI}, with --table {TABLE_CHAMPION_URI})",
     )
     sc.add_argument(
         "--reasons",
@@ -521,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     evl = sub.add_parser("evaluate", help="evaluate a registered model on a CRM export")
-    evl.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
+    evl.add_argument("--model", default=CHAMPION_URI, help="model URI")
     evl.add_argument("--data", required=True, type=Path, help="CRM export folder")
     evl.add_argument(
         "--horizon-days",
@@ -533,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("promote", help="make the challenger the champion if it is better")
     pr.add_argument(
-        "--name", default="lead-scorer", help="registered model (lead-scorer-table for tables)"
+        "--name", default=MODEL_NAME, help=f"registered model ({TABLE_MODEL_NAME} for tables)"
     )
     pr.add_argument("--version", default=None, help="make this version the champion (rollback)")
     pr.add_argument("--force", action="store_true", help="promote the challenger regardless")
@@ -556,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=_positive_int, default=8000)
     sv.add_argument("--workers", type=_positive_int, default=1)
-    sv.add_argument("--model", default="models:/lead-scorer@champion", help="model URI")
+    sv.add_argument("--model", default=CHAMPION_URI, help="model URI")
     sv.set_defaults(func=cmd_serve)
 
     rules = sub.add_parser("rules", help="work with the points matrix")

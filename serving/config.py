@@ -13,11 +13,13 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from features.models import CHAMPION_URI
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore")
 
-    model_uri: str = "models:/lead-scorer@champion"
+    model_uri: str = CHAMPION_URI
     #: accepted X-API-Key values (comma-separated in LEADSCORE_API_KEYS); empty: no key needed
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_batch: int = Field(default=1000, ge=1)

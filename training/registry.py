@@ -18,7 +18,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.crm import load_crm
-from features.scorer import MODEL_NAME, load_scorer, tracking_uri
+from features.models import MODEL_NAME
+from features.scorer import load_scorer, tracking_uri
 from features.snapshots import SnapshotConfig
 
 logger = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import train_test_split
 
+from features.models import TABLE_MODEL_NAME
 from features.scorer import LeadScorer, tracking_uri
 from features.table import (
     DEFAULT_PLACEHOLDERS,
@@ -69,8 +70,6 @@ from training.train import (
 )
 
 logger = logging.getLogger(__name__)
-
-TABLE_MODEL_NAME = "lead-scorer-table"
 
 
 @dataclass(frozen=True)

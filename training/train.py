@@ -36,8 +36,9 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from features import registry as R
 from features.crm import CRM, load_crm
+from features.models import MODEL_NAME
 from features.rules_config import load_rules, rules_yaml
-from features.scorer import MODEL_NAME, Calibration, LeadScorer, LeadScorerModel, tracking_uri
+from features.scorer import Calibration, LeadScorer, LeadScorerModel, tracking_uri
 from features.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
 from features.store import EventStore
 from training import evaluate as E

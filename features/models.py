@@ -1,0 +1,16 @@
+"""The MLflow names of the models (DESIGN.md: names are part of the contract).
+
+A light module on purpose: the CLI and the serving settings read these defaults
+without importing MLflow or LightGBM.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MODEL_NAME: Final = "lead-scorer"
+#: a model trained on a flat lead table is registered apart: `promote` compares a
+#: challenger with the champion on one holdout, which needs models of one kind
+TABLE_MODEL_NAME: Final = "lead-scorer-table"
+CHAMPION_URI: Final = f"models:/{MODEL_NAME}@champion"
+TABLE_CHAMPION_URI: Final = f"models:/{TABLE_MODEL_NAME}@champion"
