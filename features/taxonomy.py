@@ -89,8 +89,3 @@ DEPARTMENTS: Final[tuple[str, ...]] = (
 
 OPPORTUNITY_STAGES: Final[tuple[str, ...]] = ("open", "closed_won", "closed_lost")
 CLOSED_STAGES: Final[tuple[str, ...]] = ("closed_won", "closed_lost")
-
-
-def stage_of(touchpoint_type: str) -> str:
-    """Return the journey stage of a touchpoint type; unknown types are ``other``."""
-    return STAGE_OF_TYPE.get(touchpoint_type, OTHER)
