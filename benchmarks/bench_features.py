@@ -28,9 +28,9 @@ _PIPELINE = r"""
 import json, resource, sys, time
 data, out = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-from features.crm import load_crm
-from features.snapshots import SnapshotConfig, build_snapshots
-from features.store import EventStore
+from features.crm.load import load_crm
+from features.pipeline.snapshots import SnapshotConfig, build_snapshots
+from features.pipeline.store import EventStore
 crm = load_crm(data); t1 = time.perf_counter()
 store = EventStore.from_crm(crm); t2 = time.perf_counter()
 frame, report = build_snapshots(crm, SnapshotConfig(), store=store); t3 = time.perf_counter()
@@ -46,9 +46,9 @@ print(json.dumps({
 _BASELINE = r"""
 import json, sys, time
 import numpy as np, pandas as pd
-from features import registry as R
-from features.crm import load_crm
-from features.taxonomy import STAGE_OF_TYPE
+from features.pipeline import registry as R
+from features.crm.load import load_crm
+from features.crm.taxonomy import STAGE_OF_TYPE
 data, dataset, n_sample = sys.argv[1], sys.argv[2], int(sys.argv[3])
 crm = load_crm(data)
 snapshots = pd.read_parquet(dataset)

@@ -26,7 +26,7 @@ if step == "generate":
     manifest = generate_crm(GeneratorConfig(accounts=accounts, seed=1), folder, fmt=fmt)
     rows = manifest["rows"]
 elif step == "validate":
-    from features.crm import read_crm
+    from features.crm.load import read_crm
     crm, report = read_crm(folder)
     assert report.ok, report.to_text()
     rows = {name: t.rows for name, t in report.tables.items()}

@@ -39,18 +39,18 @@ def main() -> None:
 
     import pandas as pd
 
-    from features.crm import load_crm
-    from features.kernel import compute_features
-    from features.lead import lead_from_crm
-    from features.rules import score_rules
-    from features.scorer import load_scorer
-    from features.snapshots import SnapshotConfig, build_snapshots
-    from features.store import EventStore, to_seconds
+    from features.crm.load import load_crm
+    from features.model.pyfunc import load_scorer
+    from features.pipeline.kernel import compute_features
+    from features.pipeline.lead import lead_from_crm
+    from features.pipeline.snapshots import SnapshotConfig, build_snapshots
+    from features.pipeline.store import EventStore, to_seconds
+    from features.points.engine import score_rules
     from features.synthetic import GeneratorConfig, generate_crm
     from serving.schemas import ScoreRequest
     from serving.scoring import _context, score_requests
     from serving.state import LoadedModel
-    from training.registry import promote
+    from training.promote import promote
     from training.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:

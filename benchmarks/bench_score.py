@@ -29,16 +29,16 @@ def main() -> None:
     import mlflow
     import numpy as np
 
-    from features.batch import eligible_contacts, model_table, resolve_as_of
-    from features.crm import load_crm
-    from features.kernel import compute_features
-    from features.registry import FEATURE_NAMES
-    from features.rules_config import load_rules
-    from features.scorer import load_scorer
-    from features.snapshots import to_epoch
-    from features.store import EventStore
+    from features.crm.load import load_crm
+    from features.model.batch import eligible_contacts, model_table, resolve_as_of
+    from features.model.pyfunc import load_scorer
+    from features.pipeline.kernel import compute_features
+    from features.pipeline.registry import FEATURE_NAMES
+    from features.pipeline.snapshots import to_epoch
+    from features.pipeline.store import EventStore
+    from features.points.matrix import load_rules
     from features.synthetic import GeneratorConfig, generate_crm
-    from training.registry import promote
+    from training.promote import promote
     from training.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -90,15 +90,15 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
-    from features.crm import load_crm
-    from features.lead import lead_from_crm
-    from features.scorer import load_scorer
-    from features.snapshots import SnapshotConfig, build_snapshots
+    from features.crm.load import load_crm
+    from features.model.pyfunc import load_scorer
+    from features.pipeline.lead import lead_from_crm
+    from features.pipeline.snapshots import SnapshotConfig, build_snapshots
     from features.synthetic import GeneratorConfig, generate_crm
     from serving.schemas import ScoreRequest
     from serving.scoring import score_requests
     from serving.state import LoadedModel
-    from training.registry import promote
+    from training.promote import promote
     from training.train import TrainConfig, train
 
     bin_dir = Path(sys.executable).parent

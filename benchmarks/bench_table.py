@@ -35,9 +35,9 @@ def main() -> None:
     import pandas as pd
     from fastapi.testclient import TestClient
 
-    from features.batch import table_scores
-    from features.scorer import load_scorer
-    from features.table import model_inputs
+    from features.model.batch import table_scores
+    from features.model.pyfunc import load_scorer
+    from features.table.cells import model_inputs
     from serving.app import create_app
     from serving.config import Settings
     from training.table_train import TableTrainConfig, train_table

@@ -25,9 +25,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=28_000, help="~36 snapshots per account")
     parser.add_argument("--data", type=Path, default=None, help="an existing CRM export")
     args = parser.parse_args()
-    from features.crm import load_crm
-    from features.scorer import LeadScorer
-    from features.snapshots import build_snapshots
+    from features.crm.load import load_crm
+    from features.model.scorer import LeadScorer
+    from features.pipeline.snapshots import build_snapshots
     from features.synthetic import GeneratorConfig, generate_crm
     from training.train import TrainConfig, fit_booster, lgb_params, split, train, vocabularies
 

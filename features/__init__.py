@@ -1,22 +1,14 @@
-"""Everything that must behave the same offline and online.
+"""Everything that must behave the same offline and online, one subpackage per concept.
 
-The data contract (schemas, loading, validation), the touchpoint taxonomy, job-title
-parsing, point-in-time features, the snapshot and label builder, the synthetic CRM
-generator and the rule-based points engine. `training` and `serving` import this
-package; it imports neither.
+In the order the data moves through them (each imports only those before it):
+
+- `features.crm`: the CRM export contract, its taxonomy and job titles, loading and validation;
+- `features.table`: a flat lead table (one row per lead), read and converted cell by cell;
+- `features.pipeline`: the event store, the point-in-time feature kernel, the feature
+  registry, one lead's context, training snapshots and labels;
+- `features.points`: the transparent points score (the matrix, its engine, table points sheets);
+- `features.model`: the model artifact, its MLflow face, its names, batch scoring;
+- `features.synthetic`: the synthetic CRM generator (reads only `features.crm`).
+
+`training` and `serving` import this package; it imports neither.
 """
-
-from features.contract import CONTRACT_VERSION
-from features.crm import CRM, crm_from_frames, load_crm, read_crm
-from features.validation import InvalidCRMError, Problem, ValidationReport
-
-__all__ = [
-    "CONTRACT_VERSION",
-    "CRM",
-    "InvalidCRMError",
-    "Problem",
-    "ValidationReport",
-    "crm_from_frames",
-    "load_crm",
-    "read_crm",
-]

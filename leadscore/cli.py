@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features.models import CHAMPION_URI, MODEL_NAME, TABLE_CHAMPION_URI, TABLE_MODEL_NAME
+from features.model.names import CHAMPION_URI, MODEL_NAME, TABLE_CHAMPION_URI, TABLE_MODEL_NAME
 
 if TYPE_CHECKING:
-    from features.crm import CRM
-    from features.rules_config import RulesConfig
+    from features.crm.load import CRM
+    from features.points.matrix import RulesConfig
 
 logger = logging.getLogger("leadscore")
 
@@ -87,7 +87,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from features.crm import read_crm
+    from features.crm.load import read_crm
 
     _, report = read_crm(args.folder)
     print(report.to_json() if args.json else report.to_text())
@@ -95,8 +95,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build_dataset(args: argparse.Namespace) -> int:
-    from features.snapshots import SnapshotConfig, build_dataset
-    from features.validation import InvalidCRMError
+    from features.crm.validation import InvalidCRMError
+    from features.pipeline.snapshots import SnapshotConfig, build_dataset
 
     cfg = SnapshotConfig(
         horizon_days=args.horizon_days,
@@ -117,7 +117,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 
 
 def _load_rules(path: Path | None) -> RulesConfig:
-    from features.rules_config import RulesError, load_rules
+    from features.points.matrix import RulesError, load_rules
 
     try:
         return load_rules(path)
@@ -126,8 +126,8 @@ def _load_rules(path: Path | None) -> RulesConfig:
 
 
 def _load_crm(folder: Path) -> CRM:
-    from features.crm import load_crm
-    from features.validation import InvalidCRMError
+    from features.crm.load import load_crm
+    from features.crm.validation import InvalidCRMError
 
     try:
         return load_crm(folder)
@@ -141,7 +141,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.data is None:
         raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
     args.model = args.model or CHAMPION_URI
-    from features.batch import resolve_as_of, rules_table
+    from features.model.batch import resolve_as_of, rules_table
 
     crm = _load_crm(args.data)
     as_of = resolve_as_of(crm, args.as_of)
@@ -149,8 +149,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         config = _load_rules(args.rules)
         table, _, _ = rules_table(crm, config, as_of)
     else:
-        from features.batch import model_table
-        from features.scorer import load_scorer
+        from features.model.batch import model_table
+        from features.model.pyfunc import load_scorer
 
         try:
             scorer, info = load_scorer(args.model)
@@ -175,7 +175,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_rules_suggest(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from features.snapshots import SnapshotConfig
+    from features.pipeline.snapshots import SnapshotConfig
     from training.suggest import NotEnoughConversions, suggest_points, suggestion_yaml
 
     config = _load_rules(args.rules)
@@ -208,7 +208,7 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_evaluate(args: argparse.Namespace) -> int:
-    from features.snapshots import SnapshotConfig
+    from features.pipeline.snapshots import SnapshotConfig
     from training.rules_eval import evaluate_rules
 
     config = _load_rules(args.rules)
@@ -256,9 +256,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _score_table(args: argparse.Namespace) -> int:
-    from features.batch import table_scores
-    from features.scorer import load_scorer
-    from features.table import read_table
+    from features.model.batch import table_scores
+    from features.model.pyfunc import load_scorer
+    from features.table.read import read_table
 
     if args.rules_only:
         raise UserError("--rules-only scores a CRM export; a table is scored by its model")
@@ -283,7 +283,7 @@ def _score_table(args: argparse.Namespace) -> int:
 
 
 def _train_table(args: argparse.Namespace) -> int:
-    from features.table import DEFAULT_PLACEHOLDERS
+    from features.table.spec import DEFAULT_PLACEHOLDERS
     from training.evaluate import table_markdown
     from training.table_train import TableTrainConfig, train_table
 
@@ -345,7 +345,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from training.registry import promote
+    from training.promote import promote
 
     try:
         result = promote(

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from features.registry import FEATURES_BY_NAME, label
+from features.pipeline.registry import FEATURES_BY_NAME, label
 from serving.config import Settings, get_settings
 from serving.schemas import (
     BatchRequest,

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from features.models import CHAMPION_URI
+from features.model.names import CHAMPION_URI
 
 
 class Settings(BaseSettings):

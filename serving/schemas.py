@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
+from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
 
 Seniority = Literal[SENIORITY_LEVELS]  # type: ignore[valid-type]
 Department = Literal[DEPARTMENTS]  # type: ignore[valid-type]

@@ -15,15 +15,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.kernel import compute_features
-from features.lead import LeadContext
-from features.registry import label
-from features.rules import score_rules
-from features.rules_config import RulesConfig, load_rules
-from features.scorer import LeadScorer
-from features.store import EventStore, lead_rows, to_seconds
-from features.table import input_columns
-from features.table_rules import score_table_rules
+from features.model.scorer import LeadScorer
+from features.pipeline.kernel import compute_features
+from features.pipeline.lead import LeadContext
+from features.pipeline.registry import label
+from features.pipeline.store import EventStore, lead_rows, to_seconds
+from features.points.engine import score_rules
+from features.points.matrix import RulesConfig, load_rules
+from features.points.table_sheet import score_table_rules
+from features.table.cells import input_columns
 from serving.schemas import (
     AccountRollup,
     ModelRef,

@@ -11,7 +11,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from features.scorer import LeadScorer, load_scorer
+from features.model.pyfunc import load_scorer
+from features.model.scorer import LeadScorer
 
 logger = logging.getLogger(__name__)
 

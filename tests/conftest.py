@@ -126,7 +126,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     import os
 
     from features.synthetic import GeneratorConfig, generate_crm
-    from training.registry import promote
+    from training.promote import promote
     from training.train import TrainConfig, train
 
     home = tmp_path_factory.mktemp("champion")

@@ -165,7 +165,7 @@ def test_score_with_a_broken_rules_file_names_the_key(
 def test_rules_suggest_writes_a_matrix_that_loads(
     crm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from features.rules_config import load_rules
+    from features.points.matrix import load_rules
 
     out = tmp_path / "suggested.yaml"
     assert (

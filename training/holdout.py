@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.crm import CRM, load_crm
-from features.rules import score_rules
-from features.rules_config import RulesConfig, load_rules
-from features.scorer import LeadScorer, load_scorer
-from features.snapshots import SnapshotConfig, build_snapshots
-from features.store import EventStore, seconds
+from features.crm.load import CRM, load_crm
+from features.model.pyfunc import load_scorer
+from features.model.scorer import LeadScorer
+from features.pipeline.snapshots import SnapshotConfig, build_snapshots
+from features.pipeline.store import EventStore, seconds
+from features.points.engine import score_rules
+from features.points.matrix import RulesConfig, load_rules
 from training import evaluate as E
 
 

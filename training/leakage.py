@@ -33,7 +33,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from features.table import TableSpec
+from features.table.spec import TableSpec
 
 DEFAULT_MAX_AUC = 0.90
 ONE_CLASS_FILLED_AT_MOST = 0.01

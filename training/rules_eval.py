@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from features.crm import CRM
-from features.rules import RuleScores, score_rules
-from features.rules_config import RulesConfig
-from features.snapshots import SnapshotConfig, SnapshotPairs, snapshot_pairs
-from features.store import EventStore
+from features.crm.load import CRM
+from features.pipeline.snapshots import SnapshotConfig, SnapshotPairs, snapshot_pairs
+from features.pipeline.store import EventStore
+from features.points.engine import RuleScores, score_rules
+from features.points.matrix import RulesConfig
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,14 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from features.crm import CRM
-from features.fit import EMPLOYEE_BAND_LABELS, employees_band
-from features.kernel import DAY
-from features.rules import score_rules
-from features.rules_config import RulesConfig
-from features.snapshots import SnapshotConfig, snapshot_pairs
-from features.store import EventStore
-from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, TOUCHPOINT_TYPES
+from features.crm.fit import EMPLOYEE_BAND_LABELS, employees_band
+from features.crm.load import CRM
+from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, TOUCHPOINT_TYPES
+from features.pipeline.kernel import DAY
+from features.pipeline.snapshots import SnapshotConfig, snapshot_pairs
+from features.pipeline.store import EventStore
+from features.points.engine import score_rules
+from features.points.matrix import RulesConfig
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _attributes(store: EventStore, contacts: np.ndarray) -> dict[str, np.ndarray
 
 def suggestion_yaml(suggestion: Suggestion) -> str:
     """The suggested matrix as YAML, with a header saying what it was learned from."""
-    from features.rules_config import rules_yaml
+    from features.points.matrix import rules_yaml
 
     header = [
         "# Points suggested by `leadscore rules suggest` from the CRM's own outcomes:",

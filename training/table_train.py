@@ -31,30 +31,22 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import train_test_split
 
-from features.models import TABLE_MODEL_NAME
-from features.scorer import LeadScorer, tracking_uri
-from features.table import (
-    DEFAULT_PLACEHOLDERS,
-    TableError,
-    TableSpec,
-    clean,
-    infer_spec,
-    model_inputs,
-    order_key,
-    read_table,
-    require_columns,
-    target_values,
-)
-from features.table_rules import (
+from features.model.names import TABLE_MODEL_NAME
+from features.model.pyfunc import tracking_uri
+from features.model.scorer import LeadScorer
+from features.points.table_sheet import (
     check_columns,
     derive_points,
     load_table_rules,
     score_table_rules,
     table_rules_yaml,
 )
+from features.table.cells import model_inputs, require_columns
+from features.table.read import clean, order_key, read_table, target_values
+from features.table.spec import DEFAULT_PLACEHOLDERS, TableError, TableSpec, infer_spec
 from training import evaluate as E
 from training.leakage import DEFAULT_MAX_AUC, LeakageReport, check_leakage
-from training.registry import CHALLENGER
+from training.registry import CHALLENGER, register_challenger
 from training.train import (
     EXPERIMENT,
     TrainConfig,
@@ -65,7 +57,6 @@ from training.train import (
     log_params,
     logistic_baseline,
     lr_input,
-    register_challenger,
     vocabularies,
 )
 

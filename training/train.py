@@ -25,7 +25,6 @@ import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
@@ -34,16 +33,17 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from features import registry as R
-from features.crm import CRM, load_crm
-from features.models import MODEL_NAME
-from features.rules_config import load_rules, rules_yaml
-from features.scorer import Calibration, LeadScorer, LeadScorerModel, tracking_uri
-from features.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
-from features.store import EventStore
+from features.crm.load import CRM, load_crm
+from features.model.names import MODEL_NAME
+from features.model.pyfunc import tracking_uri
+from features.model.scorer import Calibration, LeadScorer
+from features.pipeline import registry as R
+from features.pipeline.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
+from features.pipeline.store import EventStore
+from features.points.matrix import load_rules, rules_yaml
 from training import evaluate as E
 from training.holdout import rule_points
-from training.registry import CHALLENGER, set_alias, tag_version
+from training.registry import CHALLENGER, register_challenger
 from training.truth import latent_propensity, load_episodes
 
 logger = logging.getLogger(__name__)
@@ -466,31 +466,6 @@ def log_comparison(
     importance.to_csv(out / "feature_importance.csv", index=False)
 
 
-def register_challenger(
-    scorer: LeadScorer, folder: Path, example: pd.DataFrame, model_name: str
-) -> str:
-    """Log the scorer as the run's pyfunc model, register it, make it the challenger.
-
-    Returns the new version. `example` is a few input rows (the signature and the input
-    example are inferred from them).
-    """
-    scorer_dir = scorer.save(folder)
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=LeadScorerModel(),
-        artifacts={"scorer": str(scorer_dir)},
-        signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
-        input_example=example,
-        registered_model_name=model_name,
-        # Stated, not inferred: inference loads the model in a subprocess (seconds).
-        pip_requirements=runtime_requirements(),
-    )
-    version = str(info.registered_model_version)
-    tag_version(model_name, version, {"kind": scorer.kind})
-    set_alias(model_name, CHALLENGER, version)
-    return version
-
-
 def log_params(params: dict[str, object]) -> None:
     """Log the run's parameters, minding those `mlflow run` logged already.
 
@@ -508,23 +483,6 @@ def log_params(params: dict[str, object]) -> None:
         elif logged[key] != text:
             out[f"{key}_resolved"] = text
     mlflow.log_params(out)
-
-
-def runtime_requirements() -> list[str]:
-    """What the pyfunc needs at inference, pinned to the versions it was trained with."""
-    from importlib.metadata import version
-
-    names = (
-        "lightgbm",
-        "mlflow",
-        "numpy",
-        "pandas",
-        "pyarrow",
-        "pyyaml",
-        "scikit-learn",
-        "pydantic",
-    )
-    return [f"{name}=={version(name)}" for name in names]
 
 
 class _Clock:

@@ -13,7 +13,7 @@ from typing import Final
 
 import numpy as np
 
-from features.taxonomy import TOUCHPOINT_TYPES
+from features.crm.taxonomy import TOUCHPOINT_TYPES
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.crm.taxonomy import TOUCHPOINT_TYPES
 from features.synthetic import params as P
-from features.taxonomy import TOUCHPOINT_TYPES
 
 _TYPE_INDEX = {t: i for i, t in enumerate(TOUCHPOINT_TYPES)}
 _TYPE_PROBS = P.type_probabilities()

@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.contract import CONTRACT_VERSION, TABLES, Kind, TableSpec
+from features.crm.contract import CONTRACT_VERSION, TABLES, Kind, TableSpec
 from features.synthetic.params import GeneratorConfig
 from features.synthetic.simulate import Chunk, Counters, simulate_chunk
 

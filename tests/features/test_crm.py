@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.crm import crm_from_frames, load_crm, read_crm
-from features.validation import InvalidCRMError
+from features.crm.load import crm_from_frames, load_crm, read_crm
+from features.crm.validation import InvalidCRMError
 from leadscore.cli import main
 from tests.conftest import tiny_tables, write_tables
 

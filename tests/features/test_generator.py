@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.crm import crm_from_frames, load_crm
+from features.crm.load import crm_from_frames, load_crm
+from features.crm.taxonomy import DECISION, STAGE_OF_TYPE
 from features.synthetic import GeneratorConfig, generate_crm, generate_frames
-from features.taxonomy import DECISION, STAGE_OF_TYPE
 
 Frames = tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]
 END = pd.Timestamp("2026-01-01T00:00:00Z")  # the fixture simulates 2024-01-01 + 24 months

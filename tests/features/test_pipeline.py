@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.crm import CRM, crm_from_frames
-from features.kernel import compute_features
-from features.lead import lead_from_crm
-from features.registry import CATEGORICAL, FEATURE_NAMES, FEATURES, NUMERIC
-from features.snapshots import SnapshotConfig, build_snapshots, time_split, to_epoch
-from features.store import EventStore, lead_rows
+from features.crm.load import CRM, crm_from_frames
+from features.crm.taxonomy import TOUCHPOINT_TYPES
+from features.pipeline.kernel import compute_features
+from features.pipeline.lead import lead_from_crm
+from features.pipeline.registry import CATEGORICAL, FEATURE_NAMES, FEATURES, NUMERIC
+from features.pipeline.snapshots import SnapshotConfig, build_snapshots, time_split, to_epoch
+from features.pipeline.store import EventStore, lead_rows
 from features.synthetic import GeneratorConfig, generate_frames
-from features.taxonomy import TOUCHPOINT_TYPES
 
 T = pd.Timestamp("2025-06-01T12:00:00Z")  # the as_of of the literal examples
 
@@ -459,10 +459,12 @@ def test_time_split_explains_when_it_cannot_split() -> None:
 def test_docs_features_md_is_generated_from_the_registry() -> None:
     from pathlib import Path
 
-    from features.registry import markdown
+    from features.pipeline.registry import markdown
 
     page = Path(__file__).resolve().parents[2] / "docs" / "features.md"
-    assert page.read_text() == markdown(), "run: python -m features.registry > docs/features.md"
+    assert page.read_text() == markdown(), (
+        "run: python -m features.pipeline.registry > docs/features.md"
+    )
 
 
 def test_an_as_of_long_ago_gives_zero_decay_not_nan() -> None:
@@ -494,7 +496,7 @@ def test_many_timestamps_convert_as_one_by_one(stamps: list[tuple[Any, int | Non
     rounds down to the second exactly like the one-value conversion."""
     import datetime as dt
 
-    from features.store import seconds_of, to_seconds
+    from features.pipeline.store import seconds_of, to_seconds
 
     values = [
         t if minutes is None else t.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))

@@ -12,13 +12,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.crm import crm_from_frames
-from features.lead import LeadContext, lead_from_crm
-from features.rules import RuleScores, score_rules
-from features.rules_config import RulesError, load_rules, parse_rules
-from features.snapshots import to_epoch
-from features.store import EventStore, lead_rows
-from features.taxonomy import TOUCHPOINT_TYPES
+from features.crm.load import crm_from_frames
+from features.crm.taxonomy import TOUCHPOINT_TYPES
+from features.pipeline.lead import LeadContext, lead_from_crm
+from features.pipeline.snapshots import to_epoch
+from features.pipeline.store import EventStore, lead_rows
+from features.points.engine import RuleScores, score_rules
+from features.points.matrix import RulesError, load_rules, parse_rules
 
 DEFAULT = load_rules()
 T = pd.Timestamp("2025-06-01T12:00:00Z")
@@ -47,7 +47,7 @@ VP_FINANCE = {"contact_id": "C1", "account_id": "A1", "created_at": at(100), "jo
 ACME = {"account_id": "A1", "industry": "software", "employees": 250, "country": "DE"}
 
 
-# --- hand-computed from features/default_rules.yaml --------------------------------
+# --- hand-computed from features/points/default_rules.yaml --------------------------
 
 
 def test_a_hot_lead_by_hand() -> None:
@@ -229,7 +229,7 @@ def test_batch_and_single_lead_scores_agree(
 
 def _with(edit: Any) -> dict[str, Any]:
     data = yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "features" / "default_rules.yaml").read_text()
+        (Path(__file__).resolve().parents[2] / "features" / "points" / "default_rules.yaml").read_text()
     )
     edit(data)
     return data

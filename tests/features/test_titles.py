@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
-from features.titles import parse_title, parse_titles
+from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
+from features.crm.titles import parse_title, parse_titles
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.crm import load_crm
-from features.kernel import compute_features
-from features.lead import lead_from_crm
-from features.registry import CATEGORICAL, NUMERIC
-from features.snapshots import SnapshotConfig, build_snapshots, to_epoch
-from features.store import EventStore, lead_rows
+from features.crm.load import load_crm
+from features.pipeline.kernel import compute_features
+from features.pipeline.lead import lead_from_crm
+from features.pipeline.registry import CATEGORICAL, NUMERIC
+from features.pipeline.snapshots import SnapshotConfig, build_snapshots, to_epoch
+from features.pipeline.store import EventStore, lead_rows
 from serving.app import create_app
 from serving.config import Settings
 from serving.schemas import ScoreRequest

@@ -11,7 +11,7 @@ import httpx
 import mlflow
 import pytest
 
-from features.crm import load_crm
+from features.crm.load import load_crm
 from serving.app import create_app
 from serving.config import Settings
 from tests.serving.server import running_server

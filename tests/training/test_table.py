@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.scorer import load_scorer
-from features.table import TableError, clean, infer_spec, target_values
-from features.table_rules import parse_table_rules
+from features.model.pyfunc import load_scorer
+from features.points.table_sheet import parse_table_rules
+from features.table.read import clean, target_values
+from features.table.spec import TableError, infer_spec
 from leadscore.cli import main
 from serving.app import create_app
 from serving.config import Settings
@@ -167,7 +168,7 @@ def test_the_api_scores_attributes(trained: str, table_file: Path) -> None:
         assert abs(sum(line["points"] for line in lines) - body["rules"]["points"]) < 0.01
         # The same probability as the batch scorer gives that row.
         scorer, _ = load_scorer("models:/lead-scorer-table@champion")
-        from features.batch import table_scores
+        from features.model.batch import table_scores
 
         offline = table_scores(pd.read_csv(table_file).iloc[[7]], scorer, reasons=0)
         assert body["probability"] == pytest.approx(offline["probability"].iloc[0], abs=1e-6)
@@ -224,7 +225,8 @@ def test_x_education_the_guard_flags_tags(tracking: Path) -> None:
 def test_cells_become_inputs_the_same_way_everywhere() -> None:
     """One conversion for training, batch and API: trimmed text, placeholders and empty
     cells missing, numbers stored as text read, yes/no words as 1/0, text refused."""
-    from features.table import TableSpec, input_columns
+    from features.table.cells import input_columns
+    from features.table.spec import TableSpec
 
     spec = TableSpec("y", None, numeric=("n",), categorical=("c",), placeholders=("Select",))
     cells_n = [" 5 ", "5.0", 5, True, "yes", "Select", "", None, float("nan"), "1_000", "abc"]
@@ -280,7 +282,8 @@ def test_no_generated_request_gets_a_server_error_from_a_table_model(trained: st
 
 
 def test_numbers_beyond_floats_are_refused_not_a_crash() -> None:
-    from features.table import TableSpec, input_columns
+    from features.table.cells import input_columns
+    from features.table.spec import TableSpec
 
     spec = TableSpec("y", None, numeric=("n",), categorical=())
     inputs, bad = input_columns({"n": [10**400, 2**63, "7"]}, spec)

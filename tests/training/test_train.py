@@ -17,11 +17,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features.crm import load_crm
-from features.scorer import LeadScorer, load_scorer
+from features.crm.load import load_crm
+from features.model.pyfunc import load_scorer
+from features.model.scorer import LeadScorer
 from features.synthetic import GeneratorConfig, generate_crm
 from leadscore.cli import main
-from training.registry import CHAMPION, alias_version, promote
+from training.promote import promote
+from training.registry import CHAMPION, alias_version
 from training.train import TrainConfig, TrainResult, train
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ expected. Problems of one kind are grouped with a count and the first few exampl
 a million bad timestamps are one line that says "1,000,000", not a million lines.
 
 Column checks (non-empty, unique, non-negative, allowed values, closed deals need
-`closed_at`) are declared as pandera schemas built from `features.contract`; relations
+`closed_at`) are declared as pandera schemas built from `features.crm.contract`; relations
 between tables (foreign keys) are checked here directly, because a schema sees one
 table at a time.
 """
@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from features.contract import CONTRACT_VERSION, TableSpec
-from features.taxonomy import CLOSED_STAGES
+from features.crm.contract import CONTRACT_VERSION, TableSpec
+from features.crm.taxonomy import CLOSED_STAGES
 
 Severity = Literal["error", "warning"]
 MAX_EXAMPLES: Final = 5

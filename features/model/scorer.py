@@ -9,7 +9,7 @@ probabilities, and explains them with LightGBM's own TreeSHAP contributions.
 
 It lives in `features/` because both sides use it: `training/` builds and logs it, and
 `serving/` loads it by model URI and must not import `training/`. It is saved as plain
-files (booster text, JSON, YAML), not pickles. `LeadScorerModel` wraps it as an MLflow
+files (booster text, JSON, YAML), not pickles. `features.model.pyfunc` wraps it as an MLflow
 pyfunc, so any MLflow-compatible platform can serve it too.
 """
 
@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from features.kernel import FeatureBlock
-from features.registry import CATEGORICAL, NUMERIC
-from features.rules_config import RulesConfig, parse_rules, rules_yaml
-from features.table import TableSpec, model_inputs
-from features.table_rules import TableRules, load_table_rules, table_rules_yaml
+from features.pipeline.kernel import FeatureBlock
+from features.pipeline.registry import CATEGORICAL, NUMERIC
+from features.points.matrix import RulesConfig, parse_rules, rules_yaml
+from features.points.table_sheet import TableRules, load_table_rules, table_rules_yaml
+from features.table.spec import TableSpec
 
 BOOSTER_FILE = "booster.txt"
 SCORER_FILE = "scorer.json"
@@ -217,57 +216,3 @@ class LeadScorer:
             numeric=tuple(state["numeric"]),
             categorical=tuple(state["categorical"]),
         )
-
-
-class LeadScorerModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    """The MLflow pyfunc: feature table in, calibrated probability out.
-
-    The state is in the artifact folder ``scorer`` (booster text, JSON, rules YAML);
-    this class holds only the code, so the pickled pyfunc is just a reference to it.
-    """
-
-    scorer: LeadScorer
-
-    def load_context(self, context: Any) -> None:
-        self.scorer = LeadScorer.load(context.artifacts["scorer"])
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> np.ndarray:
-        scorer = self.scorer
-        if scorer.kind == "table":  # raw table rows: placeholders, numbers given as text
-            spec = scorer.table_spec
-            model_input = model_inputs(model_input, spec)
-        return scorer.predict(scorer.matrix_from_frame(model_input))
-
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def tracking_uri() -> str:
-    """MLflow tracking: $MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
-    import os
-
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
-    """Load a registered model by URI (e.g. models:/lead-scorer@champion).
-
-    Returns the scorer and what was loaded: name, version, alias (empty when not given).
-    """
-    mlflow.set_tracking_uri(tracking_uri())
-    model = mlflow.pyfunc.load_model(model_uri)
-    scorer: LeadScorer = model.unwrap_python_model().scorer
-    info = {"uri": model_uri, "name": "", "version": "", "alias": ""}
-    if model_uri.startswith("models:/"):
-        rest = model_uri.removeprefix("models:/")
-        name, _, ref = rest.partition("@") if "@" in rest else rest.partition("/")
-        info["name"] = name
-        client = mlflow.MlflowClient()
-        if "@" in rest:
-            info["alias"] = ref
-            info["version"] = str(client.get_model_version_by_alias(name, ref).version)
-        else:
-            info["version"] = ref
-    return scorer, info

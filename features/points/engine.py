@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from features.kernel import DAY
-from features.rules_config import RANGE_ATTRIBUTES, Rule, RulesConfig
-from features.store import DEPARTMENT_CODE, SENIORITY_CODE, TYPE_CODE, EventStore
+from features.pipeline.kernel import DAY
+from features.pipeline.store import DEPARTMENT_CODE, SENIORITY_CODE, TYPE_CODE, EventStore
+from features.points.matrix import RANGE_ATTRIBUTES, Rule, RulesConfig
 
 _TOPIC_CODE = {"general": 0, "product": 1}
 _SENIORITY_NAMES = np.array(list(SENIORITY_CODE), dtype=object)

@@ -1,6 +1,6 @@
 """A points sheet for a flat lead table: points per attribute value, an MQL threshold.
 
-The table counterpart of `features/default_rules.yaml`: every rule names a column and a
+The table counterpart of `features/points/default_rules.yaml`: every rule names a column and a
 condition (`in: [values]` for a category, `min`/`max` for a number) and the points it
 adds or takes away. A lead's points are the sum of the rules it matches, so a person
 can recompute them by hand from the breakdown.
@@ -31,8 +31,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features.rules_config import RulesError, _where
-from features.table import TableSpec
+from features.points.matrix import RulesError, _where
+from features.table.spec import TableSpec
 
 #: points of a value that converts twice as often as the average lead
 POINTS_PER_DOUBLING = 10.0

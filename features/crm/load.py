@@ -2,7 +2,7 @@
 
 Reading is split from checking: files become raw frames (CSV cells as text, Parquet
 as typed columns), `parse_tables` turns raw frames into the contract's types while
-recording every value it could not parse, and the checks in `features.validation`
+recording every value it could not parse, and the checks in `features.crm.validation`
 run on the parsed result. Serving and tests hand in-memory frames to `parse_tables`,
 so a frame built anywhere goes through the same door as a file.
 
@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features.contract import TABLES, TABLES_BY_NAME, ColumnSpec, Kind, TableSpec
-from features.taxonomy import OTHER, STAGE_OF_TYPE
-from features.titles import parse_titles
-from features.validation import (
+from features.crm.contract import TABLES, TABLES_BY_NAME, ColumnSpec, Kind, TableSpec
+from features.crm.taxonomy import OTHER, STAGE_OF_TYPE
+from features.crm.titles import parse_titles
+from features.crm.validation import (
     InvalidCRMError,
     TableSummary,
     ValidationReport,

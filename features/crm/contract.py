@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from features.taxonomy import DEPARTMENTS, OPPORTUNITY_STAGES, SENIORITY_LEVELS
+from features.crm.taxonomy import DEPARTMENTS, OPPORTUNITY_STAGES, SENIORITY_LEVELS
 
 CONTRACT_VERSION: Final = "1"
 

@@ -31,10 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from features.crm import CRM, load_crm
-from features.kernel import DAY, FeatureBlock, compute_features
-from features.registry import NUMERIC
-from features.store import OPP_WON, EventStore
+from features.crm.load import CRM, load_crm
+from features.pipeline.kernel import DAY, FeatureBlock, compute_features
+from features.pipeline.registry import NUMERIC
+from features.pipeline.store import OPP_WON, EventStore
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Every model feature: its name, a human-readable label and its exact definition.
 
-This is the one place a feature is described. The kernel (`features.kernel`) computes
+This is the one place a feature is described. The kernel (`features.pipeline.kernel`) computes
 exactly these columns, in this order; explanations and importance reports show the
 labels; `docs/features.md` is generated from the definitions. A test holds the kernel
 and the registry to each other.
@@ -212,7 +212,7 @@ def markdown() -> str:
     lines = [
         "# Features",
         "",
-        "Generated from `features/registry.py` by `python -m features.registry > docs/features.md`;",
+        "Generated from `features/pipeline/registry.py` by `python -m features.pipeline.registry > docs/features.md`;",
         "a test fails when this page and the registry disagree.",
         "",
         "Every feature of a (contact, as_of) snapshot uses only data dated at or before as_of.",

@@ -1,6 +1,6 @@
 """The points matrix as data: a YAML file, validated into typed rules.
 
-Marketing owns this file. `features/default_rules.yaml` ships with the package and
+Marketing owns this file. `features/points/default_rules.yaml` ships with the package and
 `docs/rules.md` explains every value; a user passes their own with `--rules FILE`. A
 mistake in the file is reported with the key it is under (`rules[7].points`) and what
 was expected, never as a stack trace.
@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, TOPICS, TOUCHPOINT_TYPES
+from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, TOPICS, TOUCHPOINT_TYPES
 
 DEFAULT_RULES = "default_rules.yaml"
 
@@ -246,7 +246,7 @@ def load_rules(path: str | Path | None = None) -> RulesConfig:
 
 @lru_cache(maxsize=1)
 def _default_rules() -> RulesConfig:
-    text = resources.files("features").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
+    text = resources.files("features.points").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
     return _parse_text(text, f"the default rules ({DEFAULT_RULES})")
 
 

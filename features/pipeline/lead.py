@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.crm import CRM
+from features.crm.load import CRM
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features import registry as R
-from features.fit import employees_band, revenue_band
-from features.store import (
+from features.crm.fit import employees_band, revenue_band
+from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, STAGES, TOUCHPOINT_TYPES
+from features.pipeline import registry as R
+from features.pipeline.store import (
     DEPARTMENT_CODE,
     NO_TIME,
     OPP_LOST,
@@ -35,7 +36,6 @@ from features.store import (
     TYPE_CODE,
     EventStore,
 )
-from features.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, STAGES, TOUCHPOINT_TYPES
 
 DAY = 86_400
 _N_STAGES = len(STAGES)

@@ -11,16 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.crm import CRM
-from features.kernel import compute_features
-from features.registry import label
-from features.rules import RuleScores, score_rules
-from features.rules_config import RulesConfig
-from features.scorer import LeadScorer
-from features.snapshots import data_end, eligibility, to_epoch
-from features.store import EventStore
-from features.table import TableError, input_columns, require_columns
-from features.table_rules import score_table_rules
+from features.crm.load import CRM
+from features.model.scorer import LeadScorer
+from features.pipeline.kernel import compute_features
+from features.pipeline.registry import label
+from features.pipeline.snapshots import data_end, eligibility, to_epoch
+from features.pipeline.store import EventStore
+from features.points.engine import RuleScores, score_rules
+from features.points.matrix import RulesConfig
+from features.points.table_sheet import score_table_rules
+from features.table.cells import input_columns, require_columns
+from features.table.spec import TableError
 
 
 def eligible_contacts(store: EventStore, as_of: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 There are two doors and one room. `EventStore.from_crm` turns a loaded CRM export
 (pandas, millions of rows) into arrays; `EventStore.from_leads` turns the context of
 one or more leads, as the API receives them (plain Python values), into the very same
-arrays. The kernel (`features.kernel`) only ever sees an `EventStore`, so the batch
+arrays. The kernel (`features.pipeline.kernel`) only ever sees an `EventStore`, so the batch
 path that builds training rows and the single-lead path that serves them share every
 line of feature arithmetic.
 
@@ -23,10 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.crm import CRM
-from features.fit import is_free_mail
-from features.lead import LeadContext
-from features.taxonomy import (
+from features.crm.fit import is_free_mail
+from features.crm.load import CRM
+from features.crm.taxonomy import (
     DEPARTMENTS,
     OTHER,
     SENIORITY_LEVELS,
@@ -34,7 +33,8 @@ from features.taxonomy import (
     STAGES,
     TOUCHPOINT_TYPES,
 )
-from features.titles import parse_title
+from features.crm.titles import parse_title
+from features.pipeline.lead import LeadContext
 
 NO_TIME: Final = np.iinfo(np.int64).max
 TYPE_CODE: Final = {t: i for i, t in enumerate(TOUCHPOINT_TYPES)}
