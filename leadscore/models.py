@@ -1,0 +1,206 @@
+"""Commands on models: `train` (an export or a lead table), `evaluate`, `promote`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from features.model.names import CHAMPION_URI, MODEL_NAME, TABLE_MODEL_NAME
+from leadscore.inputs import EXIT_OK, EXIT_REFUSED, UserError, load_crm_or_fail, positive_int
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.table is not None:
+        return _train_table(args)
+    if args.data is None:
+        raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        horizon_days=args.horizon_days,
+        experiment=args.experiment,
+        rules_path=str(args.rules) if args.rules else None,
+        seed=args.seed,
+    )
+    crm = load_crm_or_fail(args.data)
+    try:
+        result = train(cfg, args.data, dataset=args.dataset, crm=crm)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    from training.evaluate import table_markdown
+
+    print(
+        f"run {result.run_id}: registered {cfg.model_name} version {result.model_version} "
+        f"as challenger (best iteration {result.best_iteration}, calibration "
+        f"{result.calibration}; rows {result.rows})\n"
+    )
+    print(table_markdown(result.comparison))
+    if result.latent_truth_auc is not None:
+        print(
+            f"latent truth ROC AUC on the same holdout (the knowable ceiling): "
+            f"{result.latent_truth_auc:.4f}"
+        )
+    return EXIT_OK
+
+
+def _train_table(args: argparse.Namespace) -> int:
+    from features.table.spec import DEFAULT_PLACEHOLDERS
+    from training.evaluate import table_markdown
+    from training.table_train import TableTrainConfig, train_table
+
+    if args.target is None:
+        raise UserError("--table needs --target COLUMN (the converted flag)")
+    cfg = TableTrainConfig(
+        target=args.target,
+        # (MLproject passes "" for an option it does not set)
+        positive=args.positive or None,
+        time_column=args.time_column or None,
+        id_column=args.id_column or None,
+        exclude=tuple(args.exclude),
+        allow=tuple(args.allow),
+        sep=args.sep,
+        placeholders=tuple(args.placeholder) if args.placeholder else DEFAULT_PLACEHOLDERS,
+        max_single_auc=args.max_single_auc,
+        rules_path=str(args.rules) if args.rules else None,
+        experiment=args.experiment,
+        model_name=args.model_name or TABLE_MODEL_NAME,
+        seed=args.seed,
+    )
+    try:
+        result = train_table(cfg, args.table)
+    except ValueError as exc:  # TableError, RulesError: the user's table or sheet
+        raise UserError(str(exc)) from exc
+    split = result.split
+    print(
+        f"run {result.run_id}: registered {cfg.model_name} version {result.model_version} "
+        f"as challenger\nholdout: {split['rows_test']} rows, ordered by {split['ordered_by']} "
+        f"(fit {split['rows_fit']}, validation {split['rows_validation']})\n"
+        f"inputs: {len(result.spec.numeric)} numeric, {len(result.spec.categorical)} "
+        "categorical columns"
+    )
+    for name, reason in result.spec.dropped.items():
+        print(f"  not used: {name}: {reason}")
+    flagged = result.leakage.table[result.leakage.table["reason"] != ""]
+    for row in flagged.itertuples(index=False):
+        print(f"leakage guard: {row.column}: {row.reason} -> {row.action}")
+    print()
+    print(table_markdown(result.comparison))
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import table_markdown
+    from training.holdout import evaluate_model
+
+    crm = load_crm_or_fail(args.data)  # a refused export is explained before anything else
+    try:
+        table, window = evaluate_model(args.model, args.data, args.horizon_days, crm=crm)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(
+        f"recent holdout: {window['snapshots']} snapshots, {window['conversions']} conversions, "
+        f"{window['holdout_from']} .. {window['holdout_to']}\n"
+    )
+    print(table_markdown(table))
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from training.promote import promote
+
+    try:
+        result = promote(
+            name=args.name, version=args.version, force=args.force, data=args.data,
+            metric=args.metric, min_improvement=args.min_improvement,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(result.message)
+    return EXIT_OK if result.promoted else EXIT_REFUSED
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser(
+        "train",
+        help="train the model and register it as the challenger",
+        description="Train on a CRM export (--data) or on a flat lead table (--table).",
+    )
+    tr.add_argument("--data", type=Path, default=None, help="CRM export folder")
+    tr.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="snapshots from build-dataset (default: built from --data)",
+    )
+    tr.add_argument("--horizon-days", type=positive_int, default=90)
+    tr.add_argument("--experiment", default="lead-scoring", help="MLflow experiment")
+    tr.add_argument("--rules", type=Path, default=None, help="points matrix for the baseline")
+    tr.add_argument("--seed", type=int, default=0)
+    flat = tr.add_argument_group("a flat lead table (one row per lead)")
+    flat.add_argument("--table", type=Path, default=None, help="CSV or Parquet lead table")
+    flat.add_argument("--target", default=None, help="the column that says converted")
+    flat.add_argument(
+        "--positive", default=None, help="the target value that means converted (default: 1/yes)"
+    )
+    flat.add_argument(
+        "--time-column", default=None, help="orders the holdout: the most recent rows are tested"
+    )
+    flat.add_argument(
+        "--id-column", default=None, help="lead id; a numeric id also orders the holdout"
+    )
+    flat.add_argument(
+        "--exclude", nargs="+", default=[], metavar="COL", help="columns to leave out"
+    )
+    flat.add_argument(
+        "--allow", nargs="+", default=[], metavar="COL", help="keep these despite the leakage guard"
+    )
+    flat.add_argument("--sep", default=",", help="CSV separator (default ,)")
+    flat.add_argument(
+        "--placeholder",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="a cell value meaning missing, repeatable (default: Select, --, N/A, ...)",
+    )
+    flat.add_argument(
+        "--max-single-auc",
+        type=float,
+        default=0.9,
+        help="leakage guard: exclude a column that alone reaches this ROC AUC (default 0.9)",
+    )
+    flat.add_argument(
+        "--model-name", default=None, help="registered model (default lead-scorer-table)"
+    )
+    tr.set_defaults(func=cmd_train)
+
+    evl = sub.add_parser("evaluate", help="evaluate a registered model on a CRM export")
+    evl.add_argument("--model", default=CHAMPION_URI, help="model URI")
+    evl.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    evl.add_argument(
+        "--horizon-days",
+        type=positive_int,
+        default=None,
+        help="default: the horizon the model was trained with",
+    )
+    evl.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("promote", help="make the challenger the champion if it is better")
+    pr.add_argument(
+        "--name", default=MODEL_NAME, help=f"registered model ({TABLE_MODEL_NAME} for tables)"
+    )
+    pr.add_argument("--version", default=None, help="make this version the champion (rollback)")
+    pr.add_argument("--force", action="store_true", help="promote the challenger regardless")
+    pr.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="CRM export (or lead table) for the comparison "
+        "(default: the challenger's training data)",
+    )
+    pr.add_argument(
+        "--metric", default="roc_auc", choices=("roc_auc", "pr_auc", "log_loss", "brier")
+    )
+    pr.add_argument(
+        "--min-improvement", type=float, default=0.0, help="how much better the challenger must be"
+    )
+    pr.set_defaults(func=cmd_promote)

@@ -1,0 +1,144 @@
+"""Commands that score: `score` (an export or a lead table, to a file) and `serve` (the API)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from features.model.names import CHAMPION_URI, TABLE_CHAMPION_URI
+from leadscore.inputs import (
+    EXIT_OK,
+    UserError,
+    load_crm_or_fail,
+    load_rules_or_fail,
+    positive_int,
+    timestamp,
+)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    if args.table is not None:
+        return _score_table(args)
+    if args.data is None:
+        raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
+    args.model = args.model or CHAMPION_URI
+    from features.model.batch import resolve_as_of, rules_table
+
+    crm = load_crm_or_fail(args.data)
+    as_of = resolve_as_of(crm, args.as_of)
+    if args.rules_only:
+        config = load_rules_or_fail(args.rules)
+        table, _, _ = rules_table(crm, config, as_of)
+    else:
+        from features.model.batch import model_table
+        from features.model.pyfunc import load_scorer
+
+        try:
+            scorer, info = load_scorer(args.model)
+        except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
+            raise UserError(f"cannot load the model {args.model}: {exc}") from exc
+        if scorer.kind != "touchpoint":
+            raise UserError(f"{args.model} scores a lead table: use --table FILE, not --data")
+        config = (
+            load_rules_or_fail(args.rules)
+            if args.rules
+            else (scorer.rules or load_rules_or_fail(None))
+        )
+        table = model_table(crm, scorer, config, as_of, reasons=args.reasons)
+        print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    mql = int(table["mql"].sum())
+    how = "the points matrix" if args.rules_only else "the model and the points matrix"
+    print(
+        f"scored {len(table):,} contacts at {as_of.isoformat()} with {how}; "
+        f"{mql:,} MQLs (threshold {config.mql_threshold:g}); wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def _score_table(args: argparse.Namespace) -> int:
+    from features.model.batch import table_scores
+    from features.model.pyfunc import load_scorer
+    from features.table.read import read_table
+
+    if args.rules_only:
+        raise UserError("--rules-only scores a CRM export; a table is scored by its model")
+    uri = args.model or TABLE_CHAMPION_URI
+    try:
+        scorer, info = load_scorer(uri)
+    except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
+        raise UserError(f"cannot load the model {uri}: {exc}") from exc
+    if scorer.kind != "table":
+        raise UserError(f"{uri} scores touchpoint histories (--data), not a lead table")
+    try:
+        table = table_scores(read_table(args.table, args.sep), scorer, reasons=args.reasons)
+    except ValueError as exc:  # TableError: the file, a column, a cell
+        raise UserError(str(exc)) from exc
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(
+        f"model {info['name'] or uri} version {info['version'] or '?'}: scored "
+        f"{len(table):,} leads of {args.table}; {int(table['mql'].sum()):,} MQLs; wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    os.environ["LEADSCORE_MODEL_URI"] = args.model
+    print(f"serving {args.model} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    uvicorn.run(
+        "serving.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return EXIT_OK
+
+
+# --- the parser ---------------------------------------------------------------------
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    sc = sub.add_parser("score", help="score every eligible contact of a CRM export")
+    sc.add_argument("--data", type=Path, default=None, help="CRM export folder")
+    sc.add_argument("--table", type=Path, default=None, help="or a lead table (CSV or Parquet)")
+    sc.add_argument("--sep", default=",", help="CSV separator of --table (default ,)")
+    sc.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    sc.add_argument(
+        "--as-of",
+        type=timestamp,
+        default=None,
+        help="scoring moment, ISO 8601 (default: the end of the data)",
+    )
+    sc.add_argument(
+        "--rules", type=Path, default=None, help="points matrix YAML (default: the shipped one)"
+    )
+    sc.add_argument("--rules-only", action="store_true", help="points only, no model")
+    sc.add_argument(
+        "--model",
+        default=None,
+        help=f"model URI (default {CHAMPION_URI}, with --table {TABLE_CHAMPION_URI})",
+    )
+    sc.add_argument(
+        "--reasons",
+        type=int,
+        default=3,
+        choices=range(0, 21),
+        metavar="N",
+        help="top reasons per contact, 0-20 (default 3; 0 is fastest)",
+    )
+    sc.set_defaults(func=cmd_score)
+
+    sv = sub.add_parser("serve", help="run the scoring API")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=positive_int, default=8000)
+    sv.add_argument("--workers", type=positive_int, default=1)
+    sv.add_argument("--model", default=CHAMPION_URI, help="model URI")
+    sv.set_defaults(func=cmd_serve)
