@@ -4,7 +4,7 @@ The budget (docs/benchmarks.md): at least 20,000 leads/s without reasons. Measur
 one run on one generated export:
 
 - the scoring step: EventStore, eligibility, features, probability and points for every
-  eligible contact at one as_of (`features.batch.model_table`), without and with reasons;
+  eligible contact at one as_of (`features.model.batch.model_table`), without and with reasons;
 - the same end to end: reading and validating the export, scoring, writing the CSV;
 - the baseline: the registered MLflow pyfunc's `predict` on the already-computed
   feature rows of the same contacts (the model alone, no features, no points).

@@ -5,7 +5,7 @@ else a generated table), then in one run:
 
 - `POST /v1/score` with `attributes`, server-side time from the Server-Timing header,
   through Starlette's TestClient (in process: no network, the app's full ASGI path);
-- `features.batch.table_scores` on every row of the file, without and with reasons;
+- `features.model.batch.table_scores` on every row of the file, without and with reasons;
 - the baseline: the registered MLflow pyfunc's `predict` on the same rows, already
   converted to the model's inputs (the pyfunc's signature).
 
