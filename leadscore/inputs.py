@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from features.crm.load import CRM
+    from features.model.scorer import LeadScorer
     from features.points.matrix import RulesConfig
 
 EXIT_OK = 0
@@ -72,3 +73,16 @@ def load_crm_or_fail(folder: Path) -> CRM:
         return load_crm(folder)
     except InvalidCRMError as exc:
         raise UserError(f"{exc}\n(run `leadscore validate {folder}` for the full report)") from exc
+
+
+def load_model_or_fail(uri: str) -> tuple[LeadScorer, dict[str, str]]:
+    """A registered model (or model folder) read back, or a `UserError` saying which tracking
+    store was searched, or why the folder is refused (a pickle)."""
+    from mlflow.exceptions import MlflowException
+
+    from features.model.pyfunc import ModelLoadError, load_scorer
+
+    try:
+        return load_scorer(uri)
+    except (ModelLoadError, MlflowException, OSError) as exc:
+        raise UserError(f"cannot load the model {uri}: {exc}") from exc

@@ -10,6 +10,7 @@ from leadscore.inputs import (
     EXIT_OK,
     UserError,
     load_crm_or_fail,
+    load_model_or_fail,
     load_rules_or_fail,
     positive_int,
     timestamp,
@@ -31,12 +32,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         table, _, _ = rules_table(crm, config, as_of)
     else:
         from features.model.batch import model_table
-        from features.model.pyfunc import load_scorer
 
-        try:
-            scorer, info = load_scorer(args.model)
-        except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
-            raise UserError(f"cannot load the model {args.model}: {exc}") from exc
+        scorer, info = load_model_or_fail(args.model)
         if scorer.kind != "touchpoint":
             raise UserError(f"{args.model} scores a lead table: use --table FILE, not --data")
         config = (
@@ -59,16 +56,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _score_table(args: argparse.Namespace) -> int:
     from features.model.batch import table_scores
-    from features.model.pyfunc import load_scorer
     from features.table.read import read_table
 
     if args.rules_only:
         raise UserError("--rules-only scores a CRM export; a table is scored by its model")
     uri = args.model or TABLE_CHAMPION_URI
-    try:
-        scorer, info = load_scorer(uri)
-    except Exception as exc:  # MLflow raises many kinds; all mean "no such model here"
-        raise UserError(f"cannot load the model {uri}: {exc}") from exc
+    scorer, info = load_model_or_fail(uri)
     if scorer.kind != "table":
         raise UserError(f"{uri} scores touchpoint histories (--data), not a lead table")
     try:
@@ -89,8 +82,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    # Checked here, before any worker starts: the model is there (in which tracking
+    # store, absolute), plain files only; a server started in the wrong folder would
+    # otherwise create an empty mlflow.db and answer 503 forever.
+    _, info = load_model_or_fail(args.model)
     os.environ["LEADSCORE_MODEL_URI"] = args.model
-    print(f"serving {args.model} on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    version = f" version {info['version']}" if info["version"] else ""
+    print(
+        f"serving {args.model}{version} on http://{args.host}:{args.port} (docs at /docs)",
+        flush=True,
+    )
     uvicorn.run(
         "serving.app:app_from_env",
         factory=True,

@@ -204,3 +204,56 @@ def test_rules_evaluate(crm_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     auc = float(out.split("points ROC AUC ")[1].split()[0])
     assert 0.6 < auc < 0.95  # points rank leads, and far from perfectly
     assert "fit A" in out and "engagement 4" in out and "MQL share" in out
+
+
+def test_serve_in_the_wrong_folder_names_the_store_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # started where no model was trained, serve used to create an empty mlflow.db and
+    # answer 503 forever; now it refuses before starting, naming the store it looked in
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["serve", "--model", "models:/lead-scorer@champion"]) == 2
+    err = capsys.readouterr().err
+    assert f"no MLflow tracking store at {tmp_path.resolve() / 'mlflow.db'}" in err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_serve_refuses_a_model_that_holds_a_pickle(
+    champion: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a model logged the old way (a cloudpickled python_model) is never loaded: unpickling
+    # runs whatever code the artifact store holds
+    import shutil
+
+    import mlflow
+
+    from features.model.pyfunc import LeadScorerModel
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
+    mlflow.set_tracking_uri(champion["tracking_uri"])
+    folder = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri="models:/lead-scorer@champion", dst_path=str(tmp_path / "good")
+        )
+    )
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadScorerModel(),
+            artifacts={"scorer": str(folder / "artifacts" / "scorer")},
+            registered_model_name="pickled-scorer",
+            pip_requirements=["lightgbm"],
+        )
+    assert main(["serve", "--model", "models:/pickled-scorer/1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a pickle (python_model.pkl)" in err and "never a pickle" in err
+    # the same for a model folder on disk with a pickle slipped in
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    (tampered / "artifacts" / "scorer" / "extra.bin").write_bytes(b"\x80\x04K\x01.")
+    assert main(["serve", "--model", str(tampered)]) == 2
+    assert "holds a pickle (artifacts/scorer/extra.bin)" in capsys.readouterr().err

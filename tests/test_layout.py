@@ -69,7 +69,8 @@ def imports_of(name: str, path: Path, known: Iterable[str]) -> set[str]:
                 f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
                 for alias in node.names
             ]
-        for target in targets:
+        for imported in targets:
+            target = imported
             while target and target not in known:  # `import a.b.c` of a package's attribute
                 target = target.rpartition(".")[0]
             if target and target != name:

@@ -16,9 +16,10 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
-from features.model.pyfunc import LeadScorerModel, tracking_uri
+from features.model.pyfunc import log_pyfunc, tracking_uri
 from features.model.scorer import LeadScorer
 
 logger = logging.getLogger(__name__)
@@ -63,19 +64,17 @@ def register_challenger(
 ) -> str:
     """Log the scorer as the run's pyfunc model, register it, make it the challenger.
 
-    Returns the new version. `example` is a few input rows (the signature and the input
-    example are inferred from them).
+    Returns the new version. `example` is a few input rows, stored as the model's input
+    example (numbers as float64, which is what JSON numbers become).
     """
     scorer_dir = scorer.save(folder)
-    info = mlflow.pyfunc.log_model(
+    example = example.astype({name: "float64" for name in scorer.numeric})
+    info = log_pyfunc(
+        scorer_dir,
         name="model",
-        python_model=LeadScorerModel(),
-        artifacts={"scorer": str(scorer_dir)},
-        signature=infer_signature(example, scorer.predict(scorer.matrix_from_frame(example))),
+        signature=signature(scorer),
         input_example=example,
         registered_model_name=model_name,
-        # Stated, not inferred: inference loads the model in a subprocess (seconds).
-        pip_requirements=runtime_requirements(),
     )
     version = str(info.registered_model_version)
     tag_version(model_name, version, {"kind": scorer.kind})
@@ -83,18 +82,10 @@ def register_challenger(
     return version
 
 
-def runtime_requirements() -> list[str]:
-    """What the pyfunc needs at inference, pinned to the versions it was trained with."""
-    from importlib.metadata import version
-
-    names = (
-        "lightgbm",
-        "mlflow",
-        "numpy",
-        "pandas",
-        "pyarrow",
-        "pyyaml",
-        "scikit-learn",
-        "pydantic",
-    )
-    return [f"{name}=={version(name)}" for name in names]
+def signature(scorer: LeadScorer) -> ModelSignature:
+    """The pyfunc's inputs as a client of `mlflow models serve` sends them: numbers as
+    double, categories as text, each one optional (a missing value is information the
+    model was trained with, not an error); the output is the probability."""
+    columns = [ColSpec("double", name, required=False) for name in scorer.numeric]
+    columns += [ColSpec("string", name, required=False) for name in scorer.categorical]
+    return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec("double")]))

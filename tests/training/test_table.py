@@ -9,6 +9,7 @@ temporary folder), the real CLI and the real API.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -17,14 +18,16 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.model.pyfunc import load_scorer
+from features.model.pyfunc import find_pickles, load_scorer
 from features.points.table_sheet import parse_table_rules
+from features.table.cells import model_inputs
 from features.table.read import clean, target_values
 from features.table.spec import TableError, infer_spec
 from leadscore.cli import main
 from serving.app import create_app
 from serving.config import Settings
 from tests.conftest import SHARED
+from tests.standalone import score_standalone
 
 pytestmark = pytest.mark.slow
 
@@ -184,6 +187,19 @@ def test_the_api_scores_attributes(trained: str, table_file: Path) -> None:
         )
         assert wrong_kind.status_code == 422
         assert wrong_kind.json()["detail"][0]["loc"] == ["body", "attributes"]
+
+
+def test_the_table_model_stands_on_its_own(trained: str, tmp_path: Path) -> None:
+    # the same packaging as the touchpoint model: code in the folder, no pickle
+    probabilities, code = score_standalone("models:/lead-scorer-table@champion", tmp_path)
+    assert Path(code).resolve().is_relative_to(tmp_path.resolve())
+    scorer, _ = load_scorer("models:/lead-scorer-table@champion")
+    folder = next(p.parent for p in tmp_path.rglob("MLmodel"))
+    assert find_pickles(folder) == []
+    example = json.loads((folder / "input_example.json").read_text())
+    frame = pd.DataFrame(example["data"], columns=example["columns"])
+    expected = scorer.predict(scorer.matrix_from_frame(model_inputs(frame, scorer.table_spec)))
+    np.testing.assert_allclose(probabilities, expected)
 
 
 def test_target_placeholders_and_points_sheet_errors() -> None:

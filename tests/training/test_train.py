@@ -6,6 +6,7 @@ the production path when the server is there), real registry aliases.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import replace
@@ -15,13 +16,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from features.crm.load import load_crm
-from features.model.pyfunc import load_scorer
+from features.model.pyfunc import find_pickles, load_scorer
 from features.model.scorer import LeadScorer
 from features.synthetic import GeneratorConfig, generate_crm
 from leadscore.cli import main
+from tests.standalone import score_standalone
 from training.promote import promote
 from training.registry import CHAMPION, alias_version
 from training.train import TrainConfig, TrainResult, train
@@ -87,6 +90,25 @@ def test_the_registered_model_is_a_pyfunc_with_a_challenger_alias(
         model.predict(example), scorer.predict(scorer.matrix_from_frame(example))
     )
     assert model.metadata.signature is not None
+
+
+def test_the_registered_model_stands_on_its_own(first: TrainResult, tmp_path: Path) -> None:
+    # models from code: the code ships in the model folder, nothing is pickled, and a
+    # fresh interpreter without this repository loads and scores it (as `mlflow models
+    # serve` does in the environment it builds from the model's requirements)
+    uri = f"models:/lead-scorer/{first.model_version}"
+    probabilities, code = score_standalone(uri, tmp_path)
+    assert Path(code).resolve().is_relative_to(tmp_path.resolve())  # the shipped copy
+    scorer, _ = load_scorer(uri)
+    folder = next(p.parent for p in tmp_path.rglob("MLmodel"))
+    example = json.loads((folder / "input_example.json").read_text())
+    frame = pd.DataFrame(example["data"], columns=example["columns"])
+    np.testing.assert_allclose(probabilities, scorer.predict(scorer.matrix_from_frame(frame)))
+    assert find_pickles(folder) == []
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["python_function"]
+    assert "model_code_path" in flavor and "python_model" not in flavor
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert {r.split("==")[0] for r in requirements} >= {"lightgbm", "mlflow", "numpy", "pandas"}
 
 
 def test_promote_then_refuse_then_roll_back(
