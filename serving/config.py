@@ -20,15 +20,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore")
 
     model_uri: str = CHAMPION_URI
-    #: accepted X-API-Key values (comma-separated in LEADSCORE_API_KEYS); empty: no key needed
+    #: accepted X-API-Key values for scoring and reading (LEADSCORE_API_KEYS, comma-separated);
+    #: empty: no key needed (a loud warning at start-up)
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_batch: int = Field(default=1000, ge=1)
+    #: X-API-Key values for the admin routes (LEADSCORE_ADMIN_KEYS); scoring keys never open
+    #: them. Empty: admin routes are open only when no scoring key is set either.
+    admin_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=5_000_000, ge=1_000)
+    #: seconds a client has to send its whole body (408 after)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
     reasons: int = Field(default=5, ge=0, le=50)
-    #: seconds between checks whether the alias moved (0: never; reload on POST /v1/admin/reload)
-    alias_poll_seconds: float = Field(default=30.0, ge=0)
+    #: seconds between checks whether the alias moved (0: never). Every worker checks, so
+    #: all of them serve a new champion within this many seconds of a promotion.
+    alias_poll_seconds: float = Field(default=5.0, ge=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         """LEADSCORE_API_KEYS="key1,key2": several keys, so they can be rotated."""

@@ -1,31 +1,51 @@
 """The HTTP contract (v1): one pydantic model per purpose, constraints in `Field`.
 
 Field names are the data contract's columns, so a CRM sends what it already has.
-Anything a user can get wrong is rejected here with a 422 that names the field.
+Anything a user can get wrong is rejected here with a 422 that names the field: an
+unknown field (a typo must not silently drop data), a number that is not finite, a
+timestamp that is not ISO 8601 text (an epoch number cannot be told from days or
+milliseconds). The rules that span fields (a deal closing before it opened, a contact
+of another account) are the data contract's, checked by `features.pipeline.lead`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS
+from features.crm.records import TIMESTAMP_EXPECTED, parse_timestamp
+from features.crm.taxonomy import DEPARTMENTS, OPPORTUNITY_STAGES, SENIORITY_LEVELS
 
-Seniority = Literal[SENIORITY_LEVELS]  # type: ignore[valid-type]
-Department = Literal[DEPARTMENTS]  # type: ignore[valid-type]
+
+def _lower(value: Any) -> Any:
+    """Enums compare case-insensitively, as in an export (`VP` is `vp`)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Seniority = Annotated[Literal[SENIORITY_LEVELS], BeforeValidator(_lower)]  # type: ignore[valid-type]
+Department = Annotated[Literal[DEPARTMENTS], BeforeValidator(_lower)]  # type: ignore[valid-type]
+Stage = Annotated[Literal[OPPORTUNITY_STAGES], BeforeValidator(_lower)]  # type: ignore[valid-type]
+#: ISO 8601 text; no offset means UTC (the contract's rule, the export validator's words)
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_timestamp),
+    Field(description=f"Expected {TIMESTAMP_EXPECTED}; no offset means UTC."),
+]
 Id = Field(min_length=1, max_length=200)
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    """A request part: unknown fields are refused (the 422 names the closest field)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Contact(_In):
     contact_id: str = Id
     account_id: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(description="When the lead entered the CRM; no offset means UTC.")
+    created_at: Timestamp = Field(description="When the lead entered the CRM.")
     job_title: str | None = Field(default=None, max_length=300)
     seniority: Seniority | None = None
     department: Department | None = None
@@ -44,8 +64,13 @@ class Account(_In):
 
 
 class Touchpoint(_In):
-    touchpoint_id: str = Id
-    occurred_at: datetime
+    touchpoint_id: str = Field(
+        min_length=1, max_length=200, description="The idempotency key: a repeat counts once."
+    )
+    contact_id: str | None = Field(
+        default=None, max_length=200, description="Optional: the contact it is listed under."
+    )
+    occurred_at: Timestamp
     type: str = Field(
         min_length=1, max_length=100, description="A taxonomy type; others count as `other`."
     )
@@ -62,9 +87,9 @@ class Opportunity(_In):
     opportunity_id: str = Id
     account_id: str = Id
     contact_id: str | None = Field(default=None, max_length=200)
-    created_at: datetime
-    closed_at: datetime | None = None
-    stage: Literal["open", "closed_won", "closed_lost"]
+    created_at: Timestamp
+    closed_at: Timestamp | None = None
+    stage: Stage
     amount: float | None = Field(default=None, ge=0, le=1e15, allow_inf_nan=False)
 
 
@@ -114,7 +139,8 @@ EXAMPLE_REQUEST: dict[str, Any] = {
 }
 
 
-AttributeValue = str | float | int | bool | None
+#: a table cell: text, a finite number, yes/no, or empty
+AttributeValue = str | Annotated[float, Field(allow_inf_nan=False)] | int | bool | None
 
 
 EXAMPLE_TABLE_REQUEST: dict[str, Any] = {
@@ -138,7 +164,7 @@ class ScoreRequest(_In):
     """
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={"examples": [EXAMPLE_REQUEST, EXAMPLE_TABLE_REQUEST]},
     )
@@ -148,7 +174,7 @@ class ScoreRequest(_In):
     touchpoints: list[Touchpoint] = Field(default_factory=list, max_length=5000)
     committee: list[CommitteeMember] = Field(default_factory=list, max_length=200)
     opportunities: list[Opportunity] = Field(default_factory=list, max_length=500)
-    as_of: datetime | None = None
+    as_of: Timestamp | None = None
     attributes: dict[str, AttributeValue] | None = Field(
         default=None,
         max_length=1000,
@@ -165,7 +191,26 @@ class ScoreRequest(_In):
 
 
 class BatchRequest(_In):
-    leads: list[ScoreRequest] = Field(min_length=1)
+    """Many leads in one call. Each is validated and scored on its own: a lead with a
+    mistake gets its errors in its place of the answer, the others their scores."""
+
+    leads: list[ScoreRequest] = Field(
+        min_length=1, description="At most the server's batch limit (LEADSCORE_MAX_BATCH)."
+    )
+
+
+class FieldError(BaseModel):
+    """One mistake: where (`loc`, from the body down), what was expected, its kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 503 answer: a sentence, or the list of field errors (422)."""
+
+    detail: str | list[FieldError]
 
 
 class RuleLine(BaseModel):
@@ -217,8 +262,20 @@ class ScoreResponse(BaseModel):
     account: AccountRollup | None = None
 
 
+class LeadFailure(BaseModel):
+    """A lead of a batch that could not be scored, and why (fix it and send it again)."""
+
+    index: int = Field(description="position of the lead in `leads`")
+    contact_id: str | None = Field(description="the lead's contact_id, when it could be read")
+    errors: list[FieldError] = Field(description="`loc` starts at the lead: body, leads, index")
+
+
 class BatchResponse(BaseModel):
-    results: list[ScoreResponse]
+    results: list[ScoreResponse | LeadFailure] = Field(
+        description="one per lead, in the order sent: its score, or its errors"
+    )
+    scored: int
+    failed: int
 
 
 class ModelInfo(BaseModel):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from features.model.scorer import LeadScorer
 from features.pipeline.kernel import compute_features
-from features.pipeline.lead import LeadContext
+from features.pipeline.lead import LeadContext, lead_problems
 from features.pipeline.registry import label
 from features.pipeline.store import EventStore, lead_rows, to_seconds
 from features.points.engine import score_rules
@@ -49,12 +50,14 @@ def _context(request: ScoreRequest) -> LeadContext:
     )
 
 
-class InputError(ValueError):
-    """Leads the model cannot score: (lead index, field path, message) per problem."""
+Problem = tuple[tuple[str | int, ...], str]  # (field path within the lead, message)
 
-    def __init__(self, problems: Sequence[tuple[int, tuple[str, ...], str]]) -> None:
-        super().__init__("; ".join(f"{'.'.join(path)}: {msg}" for _, path, msg in problems))
-        self.problems = list(problems)
+
+@dataclass(frozen=True)
+class Refused:
+    """A lead that cannot be scored: what is wrong with it, field by field."""
+
+    problems: list[Problem]
 
 
 def score_requests(
@@ -62,23 +65,49 @@ def score_requests(
     model: LoadedModel,
     reasons: int,
     now: dt.datetime | None = None,
-) -> list[ScoreResponse]:
-    """Score leads with one model; `now` (UTC) is the default as_of.
+) -> list[ScoreResponse | Refused]:
+    """Score leads with one model, each on its own merits; `now` (UTC) is the default as_of.
 
-    Raises InputError for leads that do not fit the model's kind (a touchpoint model
-    needs `contact`, a table model `attributes` with numbers where it expects them).
+    A lead that breaks the data contract (a deal that closes before it opened, a contact
+    created after as_of...), or that does not fit the model's kind (a touchpoint model
+    needs `contact`, a table model `attributes` with numbers where it expects them), is
+    `Refused` with its problems; the others are scored together.
     """
     now = now or dt.datetime.now(dt.UTC)
     if model.scorer.kind == "table":
         return _score_table(requests, model, reasons, now)
-    missing = [
-        (k, ("contact",), "required: this model scores a contact and its touchpoints")
-        for k, r in enumerate(requests)
-        if r.contact is None
-    ]
-    if missing:
-        raise InputError(missing)
-    leads = [_context(r) for r in requests]
+    out: list[ScoreResponse | Refused] = []
+    good: list[int] = []
+    leads: list[LeadContext] = []
+    for k, request in enumerate(requests):
+        if request.contact is None:
+            out.append(Refused([(("contact",), _NEEDS_CONTACT)]))
+            continue
+        lead = _context(request)
+        problems = lead_problems(lead, request.as_of or now)
+        out.append(Refused(problems) if problems else _PENDING)
+        if not problems:
+            good.append(k)
+            leads.append(lead)
+    if leads:
+        scored = _score_leads([requests[k] for k in good], leads, model, reasons, now)
+        for k, result in zip(good, scored, strict=True):
+            out[k] = result
+    return out
+
+
+_NEEDS_CONTACT = "required: this model scores a contact and its touchpoints"
+_PENDING = Refused([])  # a placeholder, replaced by the lead's score below
+
+
+def _score_leads(
+    requests: Sequence[ScoreRequest],
+    leads: list[LeadContext],
+    model: LoadedModel,
+    reasons: int,
+    now: dt.datetime,
+) -> list[ScoreResponse]:
+    """Valid touchpoint leads, scored in one store: one kernel pass per distinct as_of."""
     as_of_dt = [r.as_of or now for r in requests]
     store = EventStore.from_leads(leads)
     rows = lead_rows(leads)
@@ -118,9 +147,9 @@ def score_requests(
                 probability=float(probability[start]),
                 model=ref,
                 rules=RulesResult(
-                    points=round(float(points.total[k]), 2),
-                    fit_points=round(float(points.fit[k]), 2),
-                    engagement_points=round(float(points.engagement[k]), 2),
+                    points=float(points.total[k]),
+                    fit_points=float(points.fit[k]),
+                    engagement_points=float(points.engagement[k]),
                     mql=bool(points.mql[k]),
                     threshold=rules.mql_threshold,
                     grade=str(points.grade[k]),
@@ -135,70 +164,71 @@ def score_requests(
 
 def _score_table(
     requests: Sequence[ScoreRequest], model: LoadedModel, reasons: int, now: dt.datetime
-) -> list[ScoreResponse]:
+) -> list[ScoreResponse | Refused]:
     """Leads of a model trained on a lead table: each request's `attributes` is its row."""
     scorer = model.scorer
     spec = scorer.table_spec
-    problems: list[tuple[int, tuple[str, ...], str]] = [
-        (k, ("attributes",), "required: this model scores a lead table's row (attributes)")
-        for k, r in enumerate(requests)
-        if r.attributes is None
-    ]
-    if problems:
-        raise InputError(problems)
-    rows = [r.attributes or {} for r in requests]
     known = {*spec.columns, *spec.dropped}  # every column of the training table
-    for k, row in enumerate(rows):
-        for name in row.keys() - known:  # a typo would silently become a missing value
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append((k, ("attributes", name), f"not a column of the model's table{hint}"))
-    if problems:
-        raise InputError(problems)
+    problems: list[list[Problem]] = []
+    for request in requests:
+        mine: list[Problem] = []
+        if request.attributes is None:
+            mine.append((("attributes",), _NEEDS_ATTRIBUTES))
+        else:
+            for name in sorted(request.attributes.keys() - known):  # a typo must not vanish
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                mine.append((("attributes", name), f"not a column of the model's table{hint}"))
+        problems.append(mine)
+    good = [k for k, mine in enumerate(problems) if not mine]
+    rows = [requests[k].attributes or {} for k in good]
     inputs, bad = input_columns({c: [row.get(c) for row in rows] for c in spec.columns}, spec)
     for name, positions in bad.items():
-        problems += [
-            (k, ("attributes", name), f"expected a number, got {rows[k].get(name)!r}")
-            for k in positions
-        ]
-    if problems:
-        raise InputError(problems)
+        for i in positions:
+            problems[good[i]].append((("attributes", name), "expected a number"))
+    out: list[ScoreResponse | Refused] = [Refused(mine) if mine else _PENDING for mine in problems]
+    keep = [i for i, k in enumerate(good) if not problems[k]]
+    if not keep:
+        return out
+    inputs = {name: values[keep] for name, values in inputs.items()}
     x = scorer.matrix_from_columns(inputs)
     probability = scorer.predict(x)
     contributions = scorer.contributions(x)[:, :-1] if reasons else None
     points = score_table_rules(scorer.table_rules, inputs) if scorer.table_rules else None
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
-    out = []
-    for k, request in enumerate(requests):
-        lead_id = rows[k].get(spec.id_column) if spec.id_column else None
+    for j, i in enumerate(keep):
+        k = good[i]
+        request, row = requests[k], rows[i]
+        lead_id = row.get(spec.id_column) if spec.id_column else None
         if lead_id is None and request.contact is not None:
             lead_id = request.contact.contact_id
         rules = None
         if points is not None and scorer.table_rules is not None:
             fit, engagement = points.subtotal("fit"), points.subtotal("engagement")
             rules = RulesResult(
-                points=round(float(points.total[k]), 2),
-                fit_points=None if fit is None else round(float(fit[k]), 2),
-                engagement_points=None if engagement is None else round(float(engagement[k]), 2),
-                mql=bool(points.mql[k]),
+                points=round(float(points.total[j]), 2),
+                fit_points=None if fit is None else round(float(fit[j]), 2),
+                engagement_points=None if engagement is None else round(float(engagement[j]), 2),
+                mql=bool(points.mql[j]),
                 threshold=scorer.table_rules.mql_threshold,
                 grade=None,
-                breakdown=[RuleLine(**line) for line in points.breakdown(k)],
+                breakdown=[RuleLine(**line) for line in points.breakdown(j)],
             )
-        out.append(
-            ScoreResponse(
-                contact_id=None if lead_id is None else str(lead_id),
-                as_of=request.as_of or now,
-                probability=float(probability[k]),
-                model=ref,
-                rules=rules,
-                reasons=_reasons(scorer, x[k], contributions[k], reasons)
-                if contributions is not None
-                else [],
-                account=None,
-            )
+        out[k] = ScoreResponse(
+            contact_id=None if lead_id is None else str(lead_id),
+            as_of=request.as_of or now,
+            probability=float(probability[j]),
+            model=ref,
+            rules=rules,
+            reasons=_reasons(scorer, x[j], contributions[j], reasons)
+            if contributions is not None
+            else [],
+            account=None,
         )
     return out
+
+
+_NEEDS_ATTRIBUTES = "required: this model scores a lead table's row (attributes)"
 
 
 def _reasons(

@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.crm.contract import TABLES, TABLES_BY_NAME, ColumnSpec, Kind, TableSpec
+from features.crm.records import CLOSE_AFTER_CREATE
 from features.crm.taxonomy import OTHER, STAGE_OF_TYPE
 from features.crm.titles import parse_titles
 from features.crm.validation import (
@@ -345,7 +346,7 @@ def _check_dates(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -
             "opportunities",
             "closed_at",
             f"{len(positions):,} opportunities close "
-            "before they were created; expected closed_at >= created_at",
+            f"before they were created; expected {CLOSE_AFTER_CREATE}",
             len(positions),
             row_examples(opps, positions, spec.id_column, opps["closed_at"]),
         )

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from features.crm.contract import CONTRACT_VERSION, TableSpec
+from features.crm.records import CLOSED_NEEDS_CLOSED_AT
 from features.crm.taxonomy import CLOSED_STAGES
 
 Severity = Literal["error", "warning"]
@@ -234,8 +235,8 @@ def _report_failure(
             "error",
             spec.name,
             "closed_at",
-            f"{len(positions):,} closed opportunities have no closed_at; expected a "
-            "closed_at timestamp for every closed_won or closed_lost opportunity",
+            f"{len(positions):,} closed opportunities have no closed_at; "
+            f"expected {CLOSED_NEEDS_CLOSED_AT}",
             len(positions),
             row_examples(frame, positions, spec.id_column, frame["stage"]),
         )

@@ -17,9 +17,11 @@ store.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -224,7 +226,7 @@ def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
         )
     mlflow.set_tracking_uri(tracking_uri())
     info = resolve_uri(model_uri)
-    with tempfile.TemporaryDirectory(prefix="leadscore-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="leadscore-model-") as tmp, _quiet_download():
         try:
             folder = mlflow.artifacts.download_artifacts(
                 artifact_uri=info["load_uri"], dst_path=tmp
@@ -236,6 +238,22 @@ def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
         scorer = _read_folder(Path(folder), model_uri)
     info.pop("load_uri")
     return scorer, info
+
+
+@contextlib.contextmanager
+def _quiet_download() -> Iterator[None]:
+    """No progress bar on stderr for a download of a few small files (a server log line
+    per file otherwise)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def _read_folder(folder: Path, model_uri: str) -> LeadScorer:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from features.crm.load import CRM
+from features.crm.records import opportunity_problems
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,77 @@ def lead_from_crm(crm: CRM, contact_id: str) -> LeadContext:
         committee=committee,
         opportunities=_records(related),
     )
+
+
+def lead_problems(lead: LeadContext, as_of: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """What in a lead's context breaks the data contract: (field path, message) each.
+
+    The rules an export is held to, applied to one lead (`features.crm.records` has the
+    shared words): the contact exists at as_of (a lead is not scored before it entered
+    the CRM; an export's snapshot would not hold it either); the contact and its
+    committee belong to the account sent; contact ids are unique; an opportunity is the
+    account's (or has the contact as primary) and does not close before it opened. Values
+    are never repeated in the messages. Timestamps are aware datetimes (the API's
+    validation makes them so).
+    """
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    contact = lead.contact
+    created = contact.get("created_at")
+    if created is not None and as_of is not None and created > as_of:
+        problems.append(
+            (("contact", "created_at"), "is after as_of; a lead is scored from when it exists")
+        )
+    account_id = lead.account.get("account_id") if lead.account is not None else None
+    if account_id is not None and contact.get("account_id") not in (None, account_id):
+        problems.append(
+            (("contact", "account_id"), "differs from account.account_id; expected the same id")
+        )
+    problems += _touch_owner_problems(("touchpoints",), contact, lead.touchpoints)
+    seen = {contact.get("contact_id")}
+    for i, (member, touches) in enumerate(lead.committee):
+        problems += _touch_owner_problems(("committee", i, "touchpoints"), member, touches)
+        where: tuple[str | int, ...] = ("committee", i, "contact")
+        if account_id is None:
+            problems.append(
+                (
+                    (*where, "account_id"),
+                    "a buying committee needs the lead's account; send account",
+                )
+            )
+        elif member.get("account_id") not in (None, account_id):
+            problems.append(
+                ((*where, "account_id"), "differs from account.account_id; expected the same id")
+            )
+        if member.get("contact_id") in seen:
+            problems.append(
+                (
+                    (*where, "contact_id"),
+                    "repeats a contact_id; expected every contact to be unique",
+                )
+            )
+        seen.add(member.get("contact_id"))
+    for i, opportunity in enumerate(lead.opportunities):
+        own = account_id is not None and opportunity.get("account_id") == account_id
+        if not own and opportunity.get("contact_id") != contact.get("contact_id"):
+            problems.append(
+                (
+                    ("opportunities", i, "account_id"),
+                    "names neither the lead's account nor the contact as primary; "
+                    "expected a deal of account.account_id",
+                )
+            )
+        for field, message in opportunity_problems(opportunity):
+            problems.append((("opportunities", i, field), message))
+    return problems
+
+
+def _touch_owner_problems(
+    where: tuple[str | int, ...], contact: Mapping[str, Any], touches: Sequence[Mapping[str, Any]]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A touchpoint that names a contact names the one it is listed under."""
+    owner = contact.get("contact_id")
+    return [
+        ((*where, j, "contact_id"), "differs from the contact it is listed under")
+        for j, touch in enumerate(touches)
+        if touch.get("contact_id") not in (None, owner)
+    ]

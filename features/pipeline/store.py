@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -58,7 +58,7 @@ class EventStore:
 
     # contacts
     contact_ids: np.ndarray  # object
-    contact_account: np.ndarray  # int64 account index, -1 without an account
+    contact_account: np.ndarray  # int64 account index (its own for a contact without one)
     contact_created: np.ndarray  # int64 seconds
     contact_seniority: np.ndarray  # int64 index into SENIORITY_LEVELS
     contact_department: np.ndarray  # int64 index into DEPARTMENTS
@@ -112,6 +112,36 @@ class EventStore:
             raise KeyError(f"unknown contact ids: {', '.join(map(str, missing))}")
         return idx.astype(np.int64)
 
+    def with_personal_accounts(self) -> EventStore:
+        """Each contact without an account gets an account of its own (no attributes).
+
+        Many real leads arrive without a company (free mail, individuals). Seen as a
+        one-person buying committee they get committee features like everyone else (their
+        own engagement, their own decision touches), so a demo request moves their score;
+        left without an account, every committee feature was missing and such leads got
+        one flat probability. Their firmographics stay unknown: the personal account has
+        no id, industry, size or country. Both doors apply this, so training rows and the
+        API agree.
+        """
+        lonely = np.flatnonzero(self.contact_account < 0)
+        if len(lonely) == 0:
+            return self
+        n = self.n_accounts
+        contact_account = self.contact_account.copy()
+        contact_account[lonely] = n + np.arange(len(lonely))
+        k = len(lonely)
+        return replace(
+            self,
+            contact_account=contact_account,
+            account_ids=np.concatenate([self.account_ids, np.full(k, None, dtype=object)]),
+            account_industry=np.concatenate(
+                [self.account_industry, np.full(k, None, dtype=object)]
+            ),
+            account_employees=np.concatenate([self.account_employees, np.full(k, np.nan)]),
+            account_revenue=np.concatenate([self.account_revenue, np.full(k, np.nan)]),
+            account_country=np.concatenate([self.account_country, np.full(k, None, dtype=object)]),
+        )
+
     def first_touch(self) -> tuple[np.ndarray, np.ndarray]:
         """(time, type) of each contact's first touchpoint; NO_TIME / -1 without one."""
         n_events = len(self.ev_time)
@@ -137,7 +167,7 @@ class EventStore:
         ev_type = _codes(tp["type"], TOUCHPOINT_TYPES, default=TYPE_CODE[OTHER])
         order = np.argsort(ev_time, kind="stable")
         opps = crm.opportunities
-        return cls(
+        store = cls(
             contact_ids=contacts["contact_id"].to_numpy(dtype=object),
             contact_account=lookup(contacts["account_id"], account_ids),
             contact_created=seconds(contacts["created_at"]),
@@ -170,6 +200,7 @@ class EventStore:
             ),
             opp_stage=_codes(opps["stage"], tuple(_OPP_STAGE_CODE), OPP_OPEN),
         )
+        return store.with_personal_accounts()
 
     # --- door 2: leads as the API receives them -----------------------------------
 
@@ -183,7 +214,7 @@ class EventStore:
         b = _Builder()
         for lead in leads:
             b.add_lead(lead)
-        return b.build(cls)
+        return b.build(cls).with_personal_accounts()
 
 
 def lead_rows(leads: Sequence[LeadContext]) -> np.ndarray:
@@ -221,12 +252,25 @@ class _Builder:
             self.a["rev"].append(_number(a.get("annual_revenue")))
             self.a["cty"].append(_text(a.get("country")))
         first = len(self.c["id"])
+        seen: set[Any] = set()  # a touchpoint id is the idempotency key: once per lead
         for k, (contact, touches) in enumerate([(lead.contact, lead.touchpoints), *lead.committee]):
             self._add_contact(contact, acc)
-            self.touches.extend(touches)
-            self.touch_contact.extend([first + k] * len(touches))
+            for touch in touches:
+                key = touch.get("touchpoint_id")
+                if key is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                self.touches.append(touch)
+                self.touch_contact.append(first + k)
         account_id = lead.account.get("account_id") if lead.account is not None else None
+        deals: set[Any] = set()
         for opp in lead.opportunities:
+            key = opp.get("opportunity_id")
+            if key is not None:
+                if key in deals:
+                    continue
+                deals.add(key)
             # A deal of another account, with this contact as primary, is not this
             # account's history; it still counts for the contact's eligibility and label.
             self.o["acc"].append(

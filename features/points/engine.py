@@ -168,9 +168,11 @@ def score_rules(
     for g in range(len(groups)):
         group_sum[:, g] = points[:, plan.group_of_rule == g].sum(axis=1)
     capped = np.clip(group_sum, plan.group_floor, plan.group_cap)
-    fit_points = capped[:, plan.group_is_fit].sum(axis=1)
-    engagement_points = capped[:, ~plan.group_is_fit].sum(axis=1)
-    total = fit_points + engagement_points
+    # Rounded to what a person sees (2 decimals), and the MQL flag and the grade decided
+    # on those: 99.996 points shown as 100.0 must not be "below the threshold of 100".
+    fit_points = np.round(capped[:, plan.group_is_fit].sum(axis=1), 2)
+    engagement_points = np.round(capped[:, ~plan.group_is_fit].sum(axis=1), 2)
+    total = np.round(fit_points + engagement_points, 2)
     return RuleScores(
         config=config,
         rule_names=[r.name for r in rules],

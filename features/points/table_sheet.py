@@ -182,7 +182,7 @@ def score_table_rules(
             with np.errstate(invalid="ignore"):
                 fired[:, j] = (values >= lo) & (values <= hi)
     points = fired * np.array([r.points for r in rules.rules], dtype=float)
-    total = points.sum(axis=1)
+    total = np.round(points.sum(axis=1), 2)  # the MQL flag follows the points shown
     return TableScores(rules, fired, points, total, total >= rules.mql_threshold)
 
 

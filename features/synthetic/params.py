@@ -282,6 +282,10 @@ FREE_MAIL_SHARE: Final = {
 FREE_MAIL_DOMAINS: Final = ("gmail.com", "outlook.com", "yahoo.com", "hotmail.com", "gmx.de")
 RU_FREE_MAIL_DOMAINS: Final = ("mail.ru", "yandex.ru")
 MISSING_TITLE_SHARE: Final = 0.12
+#: initiators of a buying episode whom the CRM never links to their account (free mail,
+#: no company in the form): real leads arrive so, and they do buy (as the deal's primary
+#: contact). About 5 % of all contacts end up without an account (students included).
+UNLINKED_INITIATOR_SHARE: Final = 0.15
 MISSING_EMAIL_SHARE: Final = 0.05
 #: share of contacts whose seniority/department columns were filled by an enrichment
 #: tool; the rest leave them empty and the loader derives them from the title.

@@ -70,8 +70,10 @@ class _Contacts:
     parts: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def add(self, **columns: np.ndarray) -> np.ndarray:
-        """Append contacts; returns their local indices."""
+        """Append contacts; returns their local indices. ``linked`` (default: all) says
+        whether the CRM links the contact to its account."""
         start = sum(len(p["persona"]) for p in self.parts)
+        columns.setdefault("linked", np.ones(len(columns["persona"]), dtype=bool))
         self.parts.append(columns)
         return np.arange(start, start + len(columns["persona"]))
 
@@ -318,8 +320,13 @@ def _episodes(
     end = np.where(decided, np.minimum(closed, T), np.minimum(stall_at, T))
 
     ep = np.arange(m)
-    # Initiator: awareness, then consideration, then decision.
-    ini = contacts.add(persona=np.full(m, "initiator"), account=a, join=start, episode=ep)
+    # Initiator: awareness, then consideration, then decision. Some sign up with free
+    # mail and no company, and the CRM never links them to their account (the deal is
+    # still the account's, with them as its primary contact).
+    unlinked = rng.random(m) < P.UNLINKED_INITIATOR_SHARE
+    ini = contacts.add(
+        persona=np.full(m, "initiator"), account=a, join=start, episode=ep, linked=~unlinked
+    )
     segments.add(ini, start, np.minimum(np.where(considered, cons_at, stall_at), T), "awareness")
     segments.add(
         ini[considered],
@@ -577,7 +584,8 @@ def _contact_table(
     rng: np.random.Generator, acc: dict[str, np.ndarray], contacts: _Contacts, counters: Counters
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     persona = contacts.column("persona")
-    account = contacts.column("account")
+    true_account = contacts.column("account")  # (an unlinked contact's company, for its language)
+    account = np.where(contacts.column("linked"), true_account, -1)
     join = contacts.column("join")
     n = len(persona)
     numbers = np.arange(counters.contact, counters.contact + n)
@@ -605,7 +613,8 @@ def _contact_table(
 
     has_account = account >= 0
     russian = np.zeros(n, dtype=bool)
-    russian[has_account] = acc["russian"][account[has_account]]
+    known = true_account >= 0
+    russian[known] = acc["russian"][true_account[known]]
     russian_title = russian & (rng.random(n) < P.RUSSIAN_TITLE_SHARE_RU)
     titles = np.empty(n, dtype=object)
     student = persona == "student"

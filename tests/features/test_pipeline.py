@@ -142,9 +142,26 @@ def test_a_contact_without_touches_or_account_has_empty_features() -> None:
     crm = crm_of([{"contact_id": "C1", "job_title": "Student", "email": "x@uni.example"}])
     f = features_of(crm, "C1")
     assert f["touches_365d"] == 0
-    assert np.isnan(f["days_since_last_touch"]) and np.isnan(f["account_engaged_contacts_90d"])
+    assert np.isnan(f["days_since_last_touch"]) and f["account_engaged_contacts_90d"] == 0
     assert f["first_touch_type"] is None and f["industry"] is None
+    assert np.isnan(f["employees_band"]) and np.isnan(f["days_since_account_last_won"])
     assert (f["seniority"], f["department"], f["free_mail"]) == ("individual", "other", 0.0)
+
+
+def test_a_contact_without_an_account_is_its_own_buying_committee() -> None:
+    # A lead on free mail with no company is a one-person committee: its own engagement
+    # fills the committee features (a demo request counts), its firmographics stay unknown.
+    crm = crm_of(
+        [{"contact_id": "C1", "job_title": "Head of IT", "email": "x@gmail.com"}],
+        [
+            {"contact_id": "C1", "occurred_at": at("-20D"), "type": "demo_request"},
+            {"contact_id": "C1", "occurred_at": at("-3D"), "type": "pricing_page_view"},
+        ],
+    )
+    f = features_of(crm, "C1")
+    assert f["account_engaged_contacts_30d"] == 1 and f["account_decision_touches_30d"] == 2
+    assert f["contact_share_of_account_touches_90d"] == 1.0 and f["account_won_deals"] == 0
+    assert f["account_departments_engaged_90d"] == 1 and f["industry"] is None
 
 
 # --- the buying committee ------------------------------------------------------------

@@ -108,7 +108,8 @@ def test_caps_per_rule_and_per_group_by_hand() -> None:
     lead = LeadContext(
         contact=VP_FINANCE,
         account=ACME,
-        touchpoints=[touch("demo_request", 0)] * 5 + [touch("contact_sales", 0)] * 3,
+        touchpoints=[{**touch("demo_request", 0), "touchpoint_id": f"D{k}"} for k in range(5)]
+        + [{**touch("contact_sales", 0), "touchpoint_id": f"S{k}"} for k in range(3)],
     )
     s, i = score(lead)
     lines = {line["rule"]: line for line in s.breakdown(i)}
@@ -229,7 +230,9 @@ def test_batch_and_single_lead_scores_agree(
 
 def _with(edit: Any) -> dict[str, Any]:
     data = yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "features" / "points" / "default_rules.yaml").read_text()
+        (
+            Path(__file__).resolve().parents[2] / "features" / "points" / "default_rules.yaml"
+        ).read_text()
     )
     edit(data)
     return data
@@ -295,3 +298,33 @@ def test_a_file_that_is_not_yaml_is_explained(tmp_path: Path) -> None:
         load_rules(path)
     with pytest.raises(RulesError, match="cannot read the rules file"):
         load_rules(tmp_path / "missing.yaml")
+
+
+def test_a_repeated_touchpoint_counts_once() -> None:
+    # the touchpoint id is the idempotency key: a CRM that resends an event changes nothing
+    once = LeadContext(contact=VP_FINANCE, account=ACME, touchpoints=[touch("demo_request", 2)])
+    twice = LeadContext(
+        contact=VP_FINANCE, account=ACME, touchpoints=[touch("demo_request", 2)] * 2
+    )
+    (a, i), (b, j) = score(once), score(twice)
+    assert b.total[j] == a.total[i] and b.breakdown(j) == a.breakdown(i)
+    assert {line["rule"]: line["count"] for line in b.breakdown(j)}["demo_request"] == 1
+
+
+def test_the_mql_flag_follows_the_points_shown() -> None:
+    # A decayed demo request leaves a total like 84.996, shown as 85.0: with a threshold
+    # of 85 the lead must be an MQL (it used to show "85.0 points, threshold 85, no MQL").
+    fit = score(LeadContext(contact=VP_FINANCE, account=ACME))[0].total[0]
+    days = next(
+        d / 10
+        for d in range(10, 400)
+        if round(fit + 50 * 2 ** (-d / 210), 2) > fit + 50 * 2 ** (-d / 210)
+    )
+    raw = fit + 50 * 2 ** (-days / 21)
+    config = DEFAULT.model_copy(update={"mql_threshold": round(raw, 2)})
+    s, i = score(
+        LeadContext(contact=VP_FINANCE, account=ACME, touchpoints=[touch("demo_request", days)]),
+        config,
+    )
+    assert s.total[i] == round(raw, 2) > raw
+    assert s.mql[i]

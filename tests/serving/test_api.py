@@ -68,9 +68,10 @@ def client(champion: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 @pytest.fixture(scope="module")
 def busy_contact(crm: Any) -> str:
-    """A contact with an account, a committee and touchpoints before AS_OF."""
+    """A contact with an account, a committee and touchpoints in the 90 days before AS_OF."""
     tp = crm.touchpoints.merge(crm.contacts[["contact_id", "account_id"]])
-    before = tp[(tp["occurred_at"] <= AS_OF) & tp["account_id"].notna()]
+    recent = (tp["occurred_at"] <= AS_OF) & (tp["occurred_at"] > AS_OF - pd.Timedelta(days=90))
+    before = tp[recent & tp["account_id"].notna()]
     return str(before["contact_id"].value_counts().index[0])
 
 
@@ -115,11 +116,14 @@ def test_the_api_computes_the_features_and_probability_of_the_training_row(
 
 
 def test_batch_keeps_order_and_matches_single_calls(client: TestClient, crm: Any) -> None:
-    ids = crm.contacts["contact_id"].iloc[:12].tolist()
+    existing = crm.contacts[crm.contacts["created_at"] <= AS_OF]
+    ids = existing["contact_id"].iloc[:12].tolist()
     bodies = [request_body(crm, cid) for cid in ids]
     response = client.post("/v1/score/batch", json={"leads": bodies})
     assert response.status_code == 200, response.text
-    results = response.json()["results"]
+    answer = response.json()
+    results = answer["results"]
+    assert (answer["scored"], answer["failed"]) == (12, 0)
     assert [r["contact_id"] for r in results] == ids
     for body, result in zip(bodies[:4], results[:4], strict=True):
         single = client.post("/v1/score", json=body).json()

@@ -15,7 +15,7 @@ from features.crm.load import load_crm
 from serving.app import create_app
 from serving.config import Settings
 from tests.serving.server import running_server
-from tests.serving.test_api import request_body
+from tests.serving.test_api import AS_OF, request_body
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_swap_under_concurrent_load(
     client = mlflow.MlflowClient()
     first = client.get_model_version_by_alias("lead-scorer", "champion")
     crm = load_crm(champion["data"])
-    ids = crm.contacts["contact_id"].iloc[:8].tolist()
+    ids = crm.contacts.loc[crm.contacts["created_at"] <= AS_OF, "contact_id"].iloc[:8].tolist()
     bodies = [request_body(crm, cid) for cid in ids]
 
     seen: list[tuple[int, str]] = []
