@@ -19,34 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} did not come up")
+from common import champion_and_leads, free_port, wait_until_up
 
 
 def _measure(
@@ -88,55 +69,14 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1500)
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
-    import pandas as pd
-
-    from features.crm.load import load_crm
     from features.model.pyfunc import load_scorer
-    from features.pipeline.lead import lead_from_crm
-    from features.pipeline.snapshots import SnapshotConfig, build_snapshots
-    from features.synthetic import GeneratorConfig, generate_crm
     from serving.schemas import ScoreRequest
     from serving.scoring import score_requests
     from serving.state import LoadedModel
-    from training.promote import promote
-    from training.train import TrainConfig, train
 
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        uri = f"sqlite:///{tmp}/mlflow.db"
-        os.environ["MLFLOW_TRACKING_URI"] = uri
-        data = Path(tmp) / "crm"
-        generate_crm(GeneratorConfig(accounts=args.accounts, seed=5), data, fmt="parquet")
-        train(TrainConfig(), data)
-        promote()
-        crm = load_crm(data)
-        as_of = pd.Timestamp("2025-06-01T00:00:00Z")
-        frame, _ = build_snapshots(crm, SnapshotConfig(), dates=[as_of])
-        sample = frame.sample(min(200, len(frame)), random_state=0)
-
-        def body(cid: str) -> dict[str, Any]:
-            lead = lead_from_crm(crm, cid)
-
-            def js(d: Any) -> Any:
-                return {
-                    k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
-                    for k, v in dict(d).items()
-                }
-
-            return {
-                "contact": js(lead.contact),
-                "account": js(lead.account) if lead.account else None,
-                "touchpoints": [js(t) for t in lead.touchpoints],
-                "committee": [
-                    {"contact": js(c), "touchpoints": [js(t) for t in ts]}
-                    for c, ts in lead.committee
-                ],
-                "opportunities": [js(o) for o in lead.opportunities],
-                "as_of": as_of.isoformat(),
-            }
-
-        bodies = [body(c) for c in sample["contact_id"]]
+        sample, bodies = champion_and_leads(Path(tmp), args.accounts)
         encoded = [json.dumps(b).encode() for b in bodies]
         touches = [
             len(b["touchpoints"]) + sum(len(m["touchpoints"]) for m in b["committee"])
@@ -157,7 +97,7 @@ def main() -> None:
             for i in range(len(features))
         ]
 
-        ours_port, mlflow_port = _port(), _port()
+        ours_port, mlflow_port = free_port(), free_port()
         # `mlflow models serve` starts `uvicorn` by name: the environment's bin must be on PATH.
         path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         # 1,000 leads with their committees are ~10 MB: above the default 5 MB body limit.
@@ -192,8 +132,8 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait(f"http://127.0.0.1:{ours_port}/readyz")
-            _wait(f"http://127.0.0.1:{mlflow_port}/ping")
+            wait_until_up(f"http://127.0.0.1:{ours_port}/readyz")
+            wait_until_up(f"http://127.0.0.1:{mlflow_port}/ping")
             with httpx.Client(base_url=f"http://127.0.0.1:{ours_port}", timeout=30) as c:
                 _measure(c, "POST", "/v1/score", encoded, 100)  # warm-up
                 score = _measure(c, "POST", "/v1/score", encoded, args.requests)

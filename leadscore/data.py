@@ -6,7 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from leadscore.inputs import EXIT_OK, EXIT_REFUSED, UserError, date, positive_int
+from leadscore.inputs import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    UserError,
+    add_csv_options,
+    csv_format,
+    date,
+    positive_int,
+)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -34,13 +42,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from features.crm.load import read_crm
 
-    _, report = read_crm(args.folder)
+    _, report = read_crm(args.folder, csv_format(args))
     print(report.to_json() if args.json else report.to_text())
     return EXIT_OK if report.ok else EXIT_REFUSED
 
 
 def cmd_build_dataset(args: argparse.Namespace) -> int:
     from features.crm.validation import InvalidCRMError
+    from features.files import OutputError
     from features.pipeline.snapshots import SnapshotConfig, build_dataset
 
     cfg = SnapshotConfig(
@@ -51,11 +60,15 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         active_days=args.active_days or None,
     )
     try:
-        report = build_dataset(args.data, args.out, cfg, progress=not args.quiet)
+        report = build_dataset(
+            args.data, args.out, cfg, progress=not args.quiet, csv_format=csv_format(args)
+        )
     except InvalidCRMError as exc:
         raise UserError(
             f"{exc}\n(run `leadscore validate {args.data}` for the full report)"
         ) from exc
+    except (OutputError, ValueError) as exc:  # the output, or an export with nothing to learn
+        raise UserError(str(exc)) from exc
     print(f"wrote {args.out}")
     print(report.to_text())
     return EXIT_OK
@@ -80,9 +93,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="folder with accounts, contacts, touchpoints, opportunities (.csv or .parquet)",
     )
     val.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_csv_options(val)
     val.set_defaults(func=cmd_validate)
     ds = sub.add_parser("build-dataset", help="build point-in-time training snapshots")
     ds.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    add_csv_options(ds)
     ds.add_argument("--out", required=True, type=Path, help="Parquet file to write")
     ds.add_argument(
         "--horizon-days",

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from features.crm.load import CRM
+    import pandas as pd
+
+    from features.crm.load import CRM, CsvFormat
     from features.model.scorer import LeadScorer
     from features.points.matrix import RulesConfig
 
@@ -65,12 +67,49 @@ def load_rules_or_fail(path: Path | None) -> RulesConfig:
         raise UserError(str(exc)) from exc
 
 
-def load_crm_or_fail(folder: Path) -> CRM:
+def separator(text: str) -> str:
+    """A CSV separator: one character; `\\t` or `tab` for a tab."""
+    value = "\t" if text in ("\\t", "tab", "TAB") else text
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or \\t), got {text!r}")
+    return value
+
+
+def encoding(text: str) -> str:
+    import codecs
+
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(
+            f"unknown text encoding {text!r} (e.g. utf-8, cp1251, latin-1)"
+        ) from None
+
+
+def add_csv_options(parser: argparse.ArgumentParser, what: str = "the export's CSV files") -> None:
+    """--sep and --encoding, for commands that read CSV (Bitrix24 and Excel write ; and cp1251)."""
+    parser.add_argument(
+        "--sep", type=separator, default=",", help=f"separator of {what} (default ,; \\t for tab)"
+    )
+    parser.add_argument(
+        "--encoding", type=encoding, default="utf-8", help=f"encoding of {what} (default utf-8)"
+    )
+
+
+def csv_format(args: argparse.Namespace) -> CsvFormat:
+    from features.crm.load import CsvFormat
+
+    return CsvFormat(getattr(args, "sep", ","), getattr(args, "encoding", "utf-8"))
+
+
+def load_crm_or_fail(folder: Path, args: argparse.Namespace | None = None) -> CRM:
+    """The export at ``folder`` (CSV options from ``args``), or a `UserError` with the report."""
     from features.crm.load import load_crm
     from features.crm.validation import InvalidCRMError
 
+    fmt = csv_format(args) if args is not None else None
     try:
-        return load_crm(folder)
+        return load_crm(folder, fmt) if fmt is not None else load_crm(folder)
     except InvalidCRMError as exc:
         raise UserError(f"{exc}\n(run `leadscore validate {folder}` for the full report)") from exc
 
@@ -86,3 +125,27 @@ def load_model_or_fail(uri: str) -> tuple[LeadScorer, dict[str, str]]:
         return load_scorer(uri)
     except (ModelLoadError, MlflowException, OSError) as exc:
         raise UserError(f"cannot load the model {uri}: {exc}") from exc
+
+
+def output_or_fail(path: Path) -> Path:
+    """An output file that can be written, checked before the work starts."""
+    from features.files import OutputError, check_destination
+
+    try:
+        return check_destination(path)
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def write_or_fail(path: Path, table: pd.DataFrame | None = None, text: str | None = None) -> None:
+    """Write a CSV table (or a text) whole or not at all: a full disk leaves no cut file."""
+    from features.files import OutputError, written_whole
+
+    try:
+        with written_whole(path) as partial:
+            if table is not None:
+                table.to_csv(partial, index=False)
+            else:
+                partial.write_text(text or "", encoding="utf-8")
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc

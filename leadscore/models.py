@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from features.model.names import CHAMPION_URI, MODEL_NAME, TABLE_MODEL_NAME
-from leadscore.inputs import EXIT_OK, EXIT_REFUSED, UserError, load_crm_or_fail, positive_int
+from leadscore.inputs import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    UserError,
+    add_csv_options,
+    load_crm_or_fail,
+    positive_int,
+)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -21,8 +28,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         rules_path=str(args.rules) if args.rules else None,
         seed=args.seed,
+        csv_sep=args.sep,
+        csv_encoding=args.encoding,
     )
-    crm = load_crm_or_fail(args.data)
+    crm = load_crm_or_fail(args.data, args)
     try:
         result = train(cfg, args.data, dataset=args.dataset, crm=crm)
     except ValueError as exc:
@@ -59,6 +68,7 @@ def _train_table(args: argparse.Namespace) -> int:
         exclude=tuple(args.exclude),
         allow=tuple(args.allow),
         sep=args.sep,
+        encoding=args.encoding,
         placeholders=tuple(args.placeholder) if args.placeholder else DEFAULT_PLACEHOLDERS,
         max_single_auc=args.max_single_auc,
         rules_path=str(args.rules) if args.rules else None,
@@ -92,7 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import table_markdown
     from training.holdout import evaluate_model
 
-    crm = load_crm_or_fail(args.data)  # a refused export is explained before anything else
+    crm = load_crm_or_fail(args.data, args)  # a refused export is explained before anything else
     try:
         table, window = evaluate_model(args.model, args.data, args.horizon_days, crm=crm)
     except ValueError as exc:
@@ -126,6 +136,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Train on a CRM export (--data) or on a flat lead table (--table).",
     )
     tr.add_argument("--data", type=Path, default=None, help="CRM export folder")
+    add_csv_options(tr, "the CSV files of --data or --table")
     tr.add_argument(
         "--dataset",
         type=Path,
@@ -154,7 +165,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     flat.add_argument(
         "--allow", nargs="+", default=[], metavar="COL", help="keep these despite the leakage guard"
     )
-    flat.add_argument("--sep", default=",", help="CSV separator (default ,)")
     flat.add_argument(
         "--placeholder",
         action="append",
@@ -176,6 +186,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evl = sub.add_parser("evaluate", help="evaluate a registered model on a CRM export")
     evl.add_argument("--model", default=CHAMPION_URI, help="model URI")
     evl.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    add_csv_options(evl)
     evl.add_argument(
         "--horizon-days",
         type=positive_int,

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from leadscore.inputs import EXIT_OK, UserError, load_crm_or_fail, load_rules_or_fail, positive_int
+from leadscore.inputs import (
+    EXIT_OK,
+    UserError,
+    add_csv_options,
+    load_crm_or_fail,
+    load_rules_or_fail,
+    output_or_fail,
+    positive_int,
+    write_or_fail,
+)
 
 
 def cmd_rules_suggest(args: argparse.Namespace) -> int:
@@ -14,8 +23,10 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
     from features.pipeline.snapshots import SnapshotConfig
     from training.suggest import NotEnoughConversions, suggest_points, suggestion_yaml
 
+    if args.out is not None:
+        output_or_fail(args.out)
     config = load_rules_or_fail(args.rules)
-    crm = load_crm_or_fail(args.data)
+    crm = load_crm_or_fail(args.data, args)
     try:
         suggestion = suggest_points(
             crm, config, SnapshotConfig(horizon_days=args.horizon_days),
@@ -38,7 +49,7 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
     if args.out is None:
         print("\n" + text)
     else:
-        args.out.write_text(text, encoding="utf-8")
+        write_or_fail(args.out, text=text)
         print(f"\nwrote the suggested matrix to {args.out}")
     return EXIT_OK
 
@@ -48,7 +59,7 @@ def cmd_rules_evaluate(args: argparse.Namespace) -> int:
     from training.rules_eval import evaluate_rules
 
     config = load_rules_or_fail(args.rules)
-    crm = load_crm_or_fail(args.data)
+    crm = load_crm_or_fail(args.data, args)
     try:
         result = evaluate_rules(crm, config, SnapshotConfig(horizon_days=args.horizon_days))
     except ValueError as exc:
@@ -62,6 +73,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     sug = rules_sub.add_parser("suggest", help="suggest point values from the CRM's outcomes")
     sug.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    add_csv_options(sug)
     sug.add_argument("--out", type=Path, default=None, help="YAML file to write (default: print)")
     sug.add_argument(
         "--rules", type=Path, default=None, help="the matrix to improve (default: the shipped one)"
@@ -76,6 +88,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sug.set_defaults(func=cmd_rules_suggest)
     ev = rules_sub.add_parser("evaluate", help="measure how well a points matrix ranks leads")
     ev.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    add_csv_options(ev)
     ev.add_argument(
         "--rules", type=Path, default=None, help="the matrix (default: the shipped one)"
     )

@@ -9,11 +9,14 @@ from features.model.names import CHAMPION_URI, TABLE_CHAMPION_URI
 from leadscore.inputs import (
     EXIT_OK,
     UserError,
+    add_csv_options,
     load_crm_or_fail,
     load_model_or_fail,
     load_rules_or_fail,
+    output_or_fail,
     positive_int,
     timestamp,
+    write_or_fail,
 )
 
 
@@ -25,7 +28,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     args.model = args.model or CHAMPION_URI
     from features.model.batch import resolve_as_of, rules_table
 
-    crm = load_crm_or_fail(args.data)
+    output_or_fail(args.out)
+    crm = load_crm_or_fail(args.data, args)
     as_of = resolve_as_of(crm, args.as_of)
     if args.rules_only:
         config = load_rules_or_fail(args.rules)
@@ -43,8 +47,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
         table = model_table(crm, scorer, config, as_of, reasons=args.reasons)
         print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
+    write_or_fail(args.out, table)
     mql = int(table["mql"].sum())
     how = "the points matrix" if args.rules_only else "the model and the points matrix"
     print(
@@ -61,15 +64,17 @@ def _score_table(args: argparse.Namespace) -> int:
     if args.rules_only:
         raise UserError("--rules-only scores a CRM export; a table is scored by its model")
     uri = args.model or TABLE_CHAMPION_URI
+    output_or_fail(args.out)
     scorer, info = load_model_or_fail(uri)
     if scorer.kind != "table":
         raise UserError(f"{uri} scores touchpoint histories (--data), not a lead table")
     try:
-        table = table_scores(read_table(args.table, args.sep), scorer, reasons=args.reasons)
+        table = table_scores(
+            read_table(args.table, args.sep, args.encoding), scorer, reasons=args.reasons
+        )
     except ValueError as exc:  # TableError: the file, a column, a cell
         raise UserError(str(exc)) from exc
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
+    write_or_fail(args.out, table)
     print(
         f"model {info['name'] or uri} version {info['version'] or '?'}: scored "
         f"{len(table):,} leads of {args.table}; {int(table['mql'].sum()):,} MQLs; wrote {args.out}"
@@ -110,7 +115,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sc = sub.add_parser("score", help="score every eligible contact of a CRM export")
     sc.add_argument("--data", type=Path, default=None, help="CRM export folder")
     sc.add_argument("--table", type=Path, default=None, help="or a lead table (CSV or Parquet)")
-    sc.add_argument("--sep", default=",", help="CSV separator of --table (default ,)")
+    add_csv_options(sc, "the CSV files of --data or --table")
     sc.add_argument("--out", required=True, type=Path, help="CSV file to write")
     sc.add_argument(
         "--as-of",

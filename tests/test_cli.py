@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -257,3 +258,64 @@ def test_serve_refuses_a_model_that_holds_a_pickle(
     (tampered / "artifacts" / "scorer" / "extra.bin").write_bytes(b"\x80\x04K\x01.")
     assert main(["serve", "--model", str(tampered)]) == 2
     assert "holds a pickle (artifacts/scorer/extra.bin)" in capsys.readouterr().err
+
+
+def test_score_into_a_folder_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (the export does not even exist: the destination is checked first)
+    code = main(
+        ["score", "--rules-only", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a folder; give a file path such as" in err and "Traceback" not in err
+
+
+def test_a_full_disk_leaves_no_cut_file(
+    crm_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a CRM would import a CSV cut short by a full disk as a smaller, valid export
+    import errno
+
+    import pandas as pd
+
+    out = tmp_path / "scores.csv"
+    out.write_text("contact_id,rule_points\nC1,10\n")  # yesterday's scores
+    real = pd.DataFrame.to_csv
+
+    def disk_fills_up(self: pd.DataFrame, path: Any, **kwargs: Any) -> None:
+        real(self.head(3), path, **kwargs)  # some rows reach the disk, then it is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_fills_up)
+    code = main(["score", "--rules-only", "--data", str(crm_dir), "--out", str(out),
+                 "--as-of", "2025-06-01T00:00:00Z"])  # fmt: skip
+    assert code == 2
+    assert f"could not write {out}: No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "contact_id,rule_points\nC1,10\n"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no partial file
+
+
+def test_an_interrupted_generator_leaves_no_half_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from features.synthetic import GeneratorConfig, generate_crm
+    from features.synthetic import write as writer
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    real = writer.iter_chunks
+
+    def chunks_then_crash(*args: Any, **kwargs: Any) -> Any:
+        yield next(iter(real(*args, **kwargs)))
+        crash()
+
+    monkeypatch.setattr(writer, "iter_chunks", chunks_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        generate_crm(GeneratorConfig(accounts=6_000, seed=1), tmp_path / "crm")
+    assert list(tmp_path.iterdir()) == []

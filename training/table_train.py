@@ -74,6 +74,7 @@ class TableTrainConfig:
     exclude: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()  # flagged by the leakage guard, kept on purpose
     sep: str = ","
+    encoding: str = "utf-8"
     placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
     max_single_auc: float = DEFAULT_MAX_AUC
     test_fraction: float = 0.25
@@ -124,7 +125,7 @@ class TableTrainResult:
 
 def load_labelled(cfg: TableTrainConfig, path: str | Path) -> pd.DataFrame:
     """The cleaned table with a 0/1 `__converted__` column; rows without a target dropped."""
-    raw = read_table(path, cfg.sep)
+    raw = read_table(path, cfg.sep, cfg.encoding)
     require_columns(
         raw, [cfg.target, cfg.time_column, cfg.id_column, *cfg.exclude, *cfg.allow], str(path)
     )

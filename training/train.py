@@ -33,7 +33,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from features.crm.load import CRM, load_crm
+from features.crm.load import CRM, CsvFormat, load_crm
 from features.model.names import MODEL_NAME
 from features.model.pyfunc import tracking_uri
 from features.model.scorer import Calibration, LeadScorer
@@ -77,6 +77,8 @@ class TrainConfig:
     experiment: str = EXPERIMENT
     model_name: str = MODEL_NAME
     rules_path: str | None = None
+    csv_sep: str = ","  # how the export's CSV files are written (promote reads them again)
+    csv_encoding: str = "utf-8"
 
     def snapshots(self) -> SnapshotConfig:
         return SnapshotConfig(
@@ -294,7 +296,7 @@ def train(
     """Build (or read) the training set, fit, compare, log to MLflow, register as challenger."""
     clock = _Clock()
     data = Path(data)
-    crm = crm or load_crm(data)
+    crm = crm or load_crm(data, CsvFormat(cfg.csv_sep, cfg.csv_encoding))
     store = EventStore.from_crm(crm)
     rules = load_rules(cfg.rules_path)
     if dataset is not None:

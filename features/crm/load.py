@@ -46,6 +46,34 @@ logger = logging.getLogger(__name__)
 TIMESTAMP_DTYPE = pd.DatetimeTZDtype(unit="us", tz="UTC")
 
 
+@dataclass(frozen=True)
+class CsvFormat:
+    """How the CSV files of an export are written: the separator and the text encoding.
+
+    CRM exports often differ from the contract's comma and UTF-8: Bitrix24 and Excel in
+    Russian locales write `;` and cp1251.
+    """
+
+    sep: str = ","
+    encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        if len(self.sep) != 1:
+            raise ValueError(f"the separator must be one character, not {self.sep!r}")
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {self.encoding!r}") from None
+
+
+#: the contract's own: comma-separated UTF-8
+CONTRACT_CSV = CsvFormat()
+#: separators a badly split header is checked for, in this order
+_LIKELY_SEPARATORS = (";", "\t", "|", ",")
+
+
 @dataclass
 class CRM:
     """The four contract tables, parsed: UTC timestamps, numbers, normalised enums."""
@@ -68,42 +96,98 @@ def find_table_file(folder: Path, name: str) -> list[Path]:
     return [p for p in (folder / f"{name}.csv", folder / f"{name}.parquet") if p.is_file()]
 
 
-def read_table_file(path: Path) -> pd.DataFrame:
+def read_table_file(
+    path: Path, csv_format: CsvFormat = CsvFormat(), spec: TableSpec | None = None
+) -> pd.DataFrame:
     """Read one table file; CSV cells stay text so that bad values can be reported.
 
-    Raises ``ValueError`` with a plain explanation when the file is not a table.
+    Raises ``ValueError`` with a plain explanation when the file is not a table: not
+    text in the encoding, a header that splits badly (naming the separator it probably
+    uses), a Parquet column of the contract that holds lists or records.
     """
     if path.suffix == ".parquet":
         try:
-            return pq.read_table(path).to_pandas()
+            table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"is not a readable Parquet table ({exc})") from exc
+        for field in table.schema:
+            if (
+                spec is not None
+                and field.name in spec.column_names
+                and pa.types.is_nested(field.type)
+            ):
+                expected = spec.column(field.name).expected
+                raise ValueError(
+                    f"column {field.name} holds lists or records (Parquet type {field.type}); "
+                    f"expected {expected} in each cell"
+                )
+        return table.to_pandas()
+    encoding = (
+        "utf-8-sig"
+        if csv_format.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        else csv_format.encoding
+    )
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), None)
+        with path.open(encoding=encoding, newline="") as handle:
+            header = next(csv.reader(handle, delimiter=csv_format.sep), None)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"is not UTF-8 text, so not a CSV table ({exc.reason})") from exc
+        raise ValueError(
+            f"is not {'UTF-8' if encoding == 'utf-8-sig' else csv_format.encoding} text "
+            f"({exc.reason} at byte {exc.start})" + _encoding_hint(path)
+        ) from exc
     except csv.Error as exc:
         raise ValueError(f"has no readable CSV header ({exc})") from exc
     if not header or all(not h.strip() for h in header):
         raise ValueError("is empty; expected a header row naming the columns")
     names = [h.strip() for h in header]
+    if spec is not None and len(names) == 1 and names[0] not in spec.column_names:
+        raise ValueError(_separator_hint(names[0], csv_format.sep))
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ValueError(f"names the columns {', '.join(duplicated)} more than once")
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, encoding=csv_format.encoding
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=csv_format.sep),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ValueError(f"is not a well-formed CSV table ({_short_arrow_message(exc)})") from exc
     return table.to_pandas()
+
+
+def _separator_hint(header: str, sep: str) -> str:
+    """The header read as one column: which separator the file probably uses."""
+    shown = header if len(header) <= 60 else header[:57] + "..."
+    for candidate in _LIKELY_SEPARATORS:
+        if candidate != sep and candidate in header:
+            flag = "'\\t'" if candidate == "\t" else repr(candidate)
+            return (
+                f"has one column only ({shown!r}) when split by {sep!r}; it looks separated by "
+                f"{flag}: give --sep {flag}"
+            )
+    return f"has one column only ({shown!r}) when split by {sep!r}; is the separator right?"
+
+
+def _encoding_hint(path: Path) -> str:
+    """'; it reads as cp1251 (Cyrillic): give --encoding cp1251', when that is likely."""
+    sample = path.read_bytes()[:65536]
+    if b"\x00" in sample:
+        return "; it holds binary data, so it is not a CSV table"
+    try:
+        text = sample.decode("cp1251")
+    except UnicodeDecodeError:
+        return "; give --encoding with the file's encoding (e.g. latin-1)"
+    if any("\u0400" <= ch <= "\u04ff" for ch in text):
+        return "; it reads as Cyrillic in cp1251 (Excel, Bitrix24): give --encoding cp1251"
+    return "; give --encoding with the file's encoding (e.g. cp1252 or latin-1)"
 
 
 def _short_arrow_message(exc: Exception) -> str:
@@ -111,7 +195,9 @@ def _short_arrow_message(exc: Exception) -> str:
     return text.replace("CSV parse error: ", "")
 
 
-def read_raw_tables(folder: Path, report: ValidationReport) -> dict[str, pd.DataFrame]:
+def read_raw_tables(
+    folder: Path, report: ValidationReport, csv_format: CsvFormat = CsvFormat()
+) -> dict[str, pd.DataFrame]:
     """Read the four table files of a folder; problems with files go to the report."""
     raw: dict[str, pd.DataFrame] = {}
     if not folder.is_dir():
@@ -147,7 +233,7 @@ def read_raw_tables(folder: Path, report: ValidationReport) -> dict[str, pd.Data
             continue
         summary.file = files[0].name
         try:
-            raw[spec.name] = read_table_file(files[0])
+            raw[spec.name] = read_table_file(files[0], csv_format, spec)
         except ValueError as exc:
             report.add("error", spec.name, None, f"{files[0].name} {exc}")
     return raw
@@ -314,6 +400,7 @@ def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> C
         parsed[spec.name] = frame
     _check_relations(parsed, report)
     _check_dates(parsed, report)
+    _check_not_empty(parsed, report)
     _record_date_ranges(parsed, report)
     if not report.ok or len(parsed) < len(TABLES):
         return None
@@ -364,6 +451,26 @@ def _check_dates(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -
         )
 
 
+def _check_not_empty(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    """An export without contacts has nothing to score or learn from; without touchpoints
+    only the fit features exist (allowed, and said)."""
+    contacts, touchpoints = parsed.get("contacts"), parsed.get("touchpoints")
+    if contacts is not None and len(contacts) == 0:
+        report.add(
+            "error",
+            "contacts",
+            None,
+            "has no rows; expected at least one contact (the leads to score or learn from)",
+        )
+    if touchpoints is not None and len(touchpoints) == 0 and contacts is not None and len(contacts):
+        report.add(
+            "warning",
+            "touchpoints",
+            None,
+            "has no rows; only fit features (who the leads are) can be computed",
+        )
+
+
 def _record_date_ranges(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
     for spec in TABLES:
         frame = parsed.get(spec.name)
@@ -382,18 +489,20 @@ def _record_date_ranges(parsed: Mapping[str, pd.DataFrame], report: ValidationRe
 # --- the doors --------------------------------------------------------------------
 
 
-def read_crm(folder: str | Path) -> tuple[CRM | None, ValidationReport]:
+def read_crm(
+    folder: str | Path, csv_format: CsvFormat = CsvFormat()
+) -> tuple[CRM | None, ValidationReport]:
     """Read and check a CRM folder; never raises for bad data, the report says it all."""
     folder = Path(folder)
     report = ValidationReport(folder=str(folder))
-    raw = read_raw_tables(folder, report)
+    raw = read_raw_tables(folder, report, csv_format)
     crm = parse_tables(raw, report)
     return crm, report
 
 
-def load_crm(folder: str | Path) -> CRM:
+def load_crm(folder: str | Path, csv_format: CsvFormat = CsvFormat()) -> CRM:
     """Load a CRM folder for use; raises `InvalidCRMError` when the load is refused."""
-    crm, report = read_crm(folder)
+    crm, report = read_crm(folder, csv_format)
     for warning in report.warnings:
         logger.warning("%s", warning)
     if crm is None:

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from features.crm.load import CRM, load_crm
+from features.crm.load import CONTRACT_CSV, CRM, CsvFormat, load_crm
+from features.files import check_destination, written_whole
 from features.pipeline.kernel import DAY, FeatureBlock, compute_features
 from features.pipeline.registry import NUMERIC
 from features.pipeline.store import OPP_WON, EventStore
@@ -102,7 +103,12 @@ def data_end(crm: CRM) -> pd.Timestamp:
         crm.opportunities["created_at"].max(),
         crm.opportunities["closed_at"].max(),
     ]
-    return max(pd.Timestamp(c) for c in candidates if pd.notna(c))
+    known = [pd.Timestamp(c) for c in candidates if pd.notna(c)]
+    if not known:
+        raise ValueError(
+            "the export holds no timestamps at all (no contacts, touchpoints or deals)"
+        )
+    return max(known)
 
 
 def snapshot_dates(crm: CRM, cfg: SnapshotConfig) -> list[pd.Timestamp]:
@@ -301,12 +307,15 @@ def build_dataset(
     out: str | Path,
     cfg: SnapshotConfig = SnapshotConfig(),
     progress: bool = False,
+    csv_format: CsvFormat = CONTRACT_CSV,
 ) -> SnapshotReport:
     """Load a CRM folder, build its training snapshots and write them as Parquet.
 
-    Raises `InvalidCRMError` when the export is refused (its report says why).
+    Raises `InvalidCRMError` when the export is refused (its report says why), and
+    `OutputError` when ``out`` cannot be written (checked before the work).
     """
-    crm = load_crm(data)
+    out = check_destination(out)
+    crm = load_crm(data, csv_format)
     store = EventStore.from_crm(crm)
     dates = snapshot_dates(crm, cfg)
     mature = [d for d in dates if d + pd.Timedelta(days=cfg.horizon_days) <= data_end(crm)]
@@ -316,8 +325,7 @@ def build_dataset(
             bar.update()
 
         frame, report = build_snapshots(crm, cfg, dates=dates, store=store, on_date=tick)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out, index=False)
+    with written_whole(out) as partial:
+        frame.to_parquet(partial, index=False)
     logger.info("wrote %s snapshots to %s", f"{len(frame):,}", out)
     return report

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -164,12 +166,29 @@ def generate_crm(
     replaces someone's real export.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty; choose an empty folder or pass --overwrite")
-        for name in [f"{s.name}.{ext}" for s in TABLES for ext in ("csv", "parquet")]:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / TRUTH_DIR, ignore_errors=True)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty; choose an empty folder or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a staging folder beside `out` and moved in when complete: an
+    # interrupted run leaves no half export behind.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        manifest = _write(cfg, staging, fmt, progress)
+        if out.exists():
+            for name in [f"{s.name}.{ext}" for s in TABLES for ext in ("csv", "parquet")]:
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / TRUTH_DIR, ignore_errors=True)
+        out.mkdir(exist_ok=True)
+        for item in staging.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("wrote a synthetic CRM to %s: %s", out, manifest["rows"])
+    return manifest
+
+
+def _write(cfg: GeneratorConfig, out: Path, fmt: Format, progress: bool) -> dict[str, Any]:
+    """The tables, the truth and the manifest, into the (empty) folder ``out``."""
     (out / TRUTH_DIR).mkdir(parents=True, exist_ok=True)
     writers = {
         s.name: _TableWriter(out / f"{s.name}.{fmt}", contract_schema(s), fmt) for s in TABLES
@@ -197,5 +216,4 @@ def generate_crm(
         "end": (pd.Timestamp(cfg.start, tz="UTC") + pd.DateOffset(months=cfg.months)).isoformat(),
     }
     (out / TRUTH_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    logger.info("wrote a synthetic CRM to %s: %s", out, manifest["rows"])
     return manifest

@@ -15,8 +15,8 @@ from features.table.cells import FALSE_WORDS, TRUE_WORDS, cell_text
 from features.table.spec import NUMERIC_SHARE, TableError
 
 
-def read_table(path: str | Path, sep: str = ",") -> pd.DataFrame:
-    """A lead table from CSV (``sep`` between cells) or Parquet (by the file's suffix)."""
+def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+    """A lead table from CSV (``sep`` between cells, ``encoding``) or Parquet (by suffix)."""
     path = Path(path)
     if not path.is_file():
         raise TableError(f"{path}: no such file")
@@ -24,16 +24,27 @@ def read_table(path: str | Path, sep: str = ",") -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, sep=sep, skipinitialspace=True, low_memory=False)
+            frame = pd.read_csv(
+                path, sep=sep, encoding=encoding, skipinitialspace=True, low_memory=False
+            )
+    except UnicodeDecodeError as exc:
+        raise TableError(
+            f"{path}: not {encoding} text ({exc.reason}); exports from Excel or Bitrix24 in "
+            "Russian are often cp1251: give --encoding cp1251"
+        ) from exc
     except Exception as exc:  # pandas and Arrow raise many kinds; all mean "not a table"
         raise TableError(f"{path}: not a readable table ({type(exc).__name__}: {exc})") from exc
     if frame.empty:
         raise TableError(f"{path}: the table has no rows")
     if len(frame.columns) < 2:
-        raise TableError(
-            f"{path}: one column only ({frame.columns[0]!r}); "
-            f"is the separator right (--sep, now {sep!r})?"
+        header = str(frame.columns[0])
+        likely = next((s for s in (";", "\t", "|", ",") if s != sep and s in header), None)
+        hint = (
+            f"it looks separated by {likely!r}: give --sep {likely!r}"
+            if likely
+            else f"is the separator right (--sep, now {sep!r})?"
         )
+        raise TableError(f"{path}: one column only ({header[:60]!r}); {hint}")
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 

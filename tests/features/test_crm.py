@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.crm.load import crm_from_frames, load_crm, read_crm
+from features.crm.load import CsvFormat, crm_from_frames, load_crm, read_crm
 from features.crm.validation import InvalidCRMError
 from leadscore.cli import main
 from tests.conftest import tiny_tables, write_tables
@@ -303,3 +303,42 @@ def test_any_text_in_a_timestamp_is_parsed_or_reported_at_its_row(text: str) -> 
         assert errors[0].examples[0].startswith("row 3 (touchpoint_id T3)")
     else:
         assert pd.notna(crm.touchpoints["occurred_at"].iloc[2])
+
+
+def test_a_parquet_column_of_lists_is_refused_by_name(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables["contacts"]["contact_id"] = [["C1"], ["C2", "x"], []]  # used to be a traceback
+    folder = write_tables(tmp_path / "crm", tables, fmt="parquet")
+    _, report = read_crm(folder)
+    assert not report.ok
+    (error,) = report.errors
+    assert error.table == "contacts"
+    assert "column contact_id holds lists or records" in error.message
+    assert "expected text in each cell" in error.message
+
+
+def test_an_export_without_rows_is_refused(tmp_path: Path) -> None:
+    # it used to be accepted, and training then failed with "max() arg is an empty sequence"
+    tables = {name: frame.head(0) for name, frame in tiny_tables().items()}
+    _, report = read_crm(write_tables(tmp_path / "crm", tables))
+    assert [str(p) for p in report.errors] == [
+        "error: contacts: has no rows; expected at least one contact (the leads to score or learn from)"
+    ]
+
+
+def test_a_semicolon_cp1251_export_is_read_with_sep_and_encoding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # how Bitrix24 and a Russian Excel write CSV: ';' between cells, cp1251 text
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    for name, frame in tiny_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False, sep=";", encoding="cp1251")
+    assert main(["validate", str(folder)]) == 1
+    report = capsys.readouterr().out
+    assert "it looks separated by ';': give --sep ';'" in report
+    assert "it reads as Cyrillic in cp1251 (Excel, Bitrix24): give --encoding cp1251" in report
+    assert main(["validate", str(folder), "--sep", ";", "--encoding", "cp1251"]) == 0
+    crm = load_crm(folder, CsvFormat(";", "cp1251"))
+    # «Генеральный директор» survived the encoding: a C-level executive
+    assert crm.contacts.loc[1, ["seniority", "department"]].tolist() == ["c_level", "executive"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +18,7 @@ import pytest
 from features.crm.load import load_crm
 from serving.app import create_app
 from serving.config import Settings
-from tests.serving.server import running_server
+from tests.serving.server import free_port, running_server
 from tests.serving.test_api import AS_OF, request_body
 
 pytestmark = pytest.mark.slow
@@ -78,3 +82,77 @@ def _swap_under_load(
         for f in futures:
             f.result()
     return str(new.version)
+
+
+def test_every_worker_serves_the_new_champion_within_seconds(
+    champion: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With --workers 2 an admin reload reaches the one worker that answers it; the other
+    # must follow on its own (each worker polls the alias), within a few seconds.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
+    mlflow.set_tracking_uri(champion["tracking_uri"])
+    client = mlflow.MlflowClient()
+    first = client.get_model_version_by_alias("lead-scorer", "champion")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LEADSCORE_ALIAS_POLL_SECONDS": "1"}
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    server = subprocess.Popen(
+        [leadscore, "serve", "--workers", "2", "--port", str(port)],
+        cwd=champion["home"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_ready(base, workers=2)
+        before = _versions(base, 40)
+        assert before == {str(first.version)}
+        new = mlflow.register_model(f"runs:/{first.run_id}/model", "lead-scorer")
+        client.set_registered_model_alias("lead-scorer", "champion", new.version)
+        promoted = time.monotonic()
+        assert httpx.post(f"{base}/v1/admin/reload", timeout=60).json()["version"] == str(
+            new.version
+        )
+        while _versions(base, 40) != {str(new.version)}:
+            assert time.monotonic() - promoted < 8, "a worker still serves the old champion"
+            time.sleep(0.2)
+    finally:
+        client.set_registered_model_alias("lead-scorer", "champion", first.version)
+        server.terminate()
+        server.wait(20)
+
+
+def _versions(base: str, n: int) -> set[str]:
+    """The model version reported by n requests, each on a new connection (any worker)."""
+    return {httpx.get(f"{base}/v1/model", timeout=10).json()["version"] for _ in range(n)}
+
+
+def _wait_ready(base: str, workers: int, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    ready = 0
+    while ready < 20 * workers:  # several answers in a row: every worker has its model
+        assert time.monotonic() < deadline, "the server did not become ready"
+        try:
+            ok = httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        ready = ready + 1 if ok else 0
+        time.sleep(0.05)
+
+
+def test_the_alias_is_read_once_and_that_version_is_loaded(
+    champion: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A promotion between reading the alias and downloading used to load version 2's
+    # weights while reporting version 1, forever: the version reported is the one loaded.
+    from features.model import pyfunc
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
+    downloaded: list[str] = []
+    real = mlflow.artifacts.download_artifacts
+
+    def spy(artifact_uri: str, dst_path: str) -> str:
+        downloaded.append(artifact_uri)
+        return str(real(artifact_uri=artifact_uri, dst_path=dst_path))
+
+    monkeypatch.setattr(pyfunc.mlflow.artifacts, "download_artifacts", spy)
+    _, info = pyfunc.load_scorer("models:/lead-scorer@champion")
+    assert downloaded == [f"models:/lead-scorer/{info['version']}"]

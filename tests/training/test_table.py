@@ -304,3 +304,19 @@ def test_numbers_beyond_floats_are_refused_not_a_crash() -> None:
     spec = TableSpec("y", None, numeric=("n",), categorical=())
     inputs, bad = input_columns({"n": [10**400, 2**63, "7"]}, spec)
     assert bad == {"n": [0]} and inputs["n"][1] == float(2**63) and inputs["n"][2] == 7.0
+
+
+def test_a_semicolon_cp1251_table_names_the_fix(tmp_path: Path) -> None:
+    from features.table.read import read_table
+
+    frame = lead_table(n=40)
+    frame["Occupation"] = "Специалист"
+    path = tmp_path / "bitrix.csv"
+    frame.to_csv(path, index=False, sep=";", encoding="cp1251")
+    with pytest.raises(TableError, match="give --encoding cp1251"):
+        read_table(path)
+    plain = tmp_path / "semicolons.csv"
+    lead_table(n=40).to_csv(plain, index=False, sep=";")
+    with pytest.raises(TableError, match="it looks separated by ';': give --sep ';'"):
+        read_table(plain)
+    assert read_table(path, ";", "cp1251")["Occupation"].iloc[0] == "Специалист"
