@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.crm.load import load_crm
+from features.crm.load import CsvFormat, load_crm
 from features.model.names import MODEL_NAME
 from features.model.pyfunc import load_scorer
 from features.pipeline.snapshots import SnapshotConfig
@@ -78,7 +78,8 @@ def promote(
             f"data {source!r} is not a folder here)"
         )
     horizon = int(challenger_scorer.metadata.get("horizon_days", 90))
-    holdout = recent_holdout(load_crm(source), SnapshotConfig(horizon_days=horizon))
+    csv_format = CsvFormat(**challenger_scorer.metadata.get("csv_format", {}))
+    holdout = recent_holdout(load_crm(source, csv_format), SnapshotConfig(horizon_days=horizon))
     rules = challenger_scorer.rules
     share = float(rule_points(rules, holdout.store, holdout.frame)[1].mean()) if rules else 0.1
     new = model_metrics(challenger_scorer, holdout, share)[metric]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,7 +31,6 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import train_test_split
 
 from features.model.names import TABLE_MODEL_NAME
-from features.model.pyfunc import tracking_uri
 from features.model.scorer import LeadScorer
 from features.points.table_sheet import (
     check_columns,
@@ -47,6 +45,7 @@ from features.table.spec import DEFAULT_PLACEHOLDERS, TableError, TableSpec, inf
 from training import evaluate as E
 from training.leakage import DEFAULT_MAX_AUC, LeakageReport, check_leakage
 from training.registry import CHALLENGER, register_challenger
+from training.tracking import describe, log_params, training_run
 from training.train import (
     EXPERIMENT,
     TrainConfig,
@@ -54,7 +53,6 @@ from training.train import (
     fit_calibration,
     importance_table,
     log_comparison,
-    log_params,
     logistic_baseline,
     lr_input,
     vocabularies,
@@ -174,6 +172,7 @@ def split_table(frame: pd.DataFrame, cfg: TableTrainConfig) -> TableSplit:
 
 def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     """Fit, compare, guard, log to MLflow, register as challenger (see the module doc)."""
+    path = Path(path).resolve()  # stored in the model: `promote` runs from any folder
     frame = load_labelled(cfg, path)
     s = split_table(frame, cfg)
     for name, part in (("fit", s.fit), ("validation", s.valid), ("test", s.test)):
@@ -269,11 +268,25 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
         "feature_importance": importance[["feature", "mean_abs_shap", "gain"]].to_dict("records"),
     }
 
-    mlflow.set_tracking_uri(tracking_uri())
-    if not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(cfg.experiment)
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+    order = f"holdout by {s.ordered_by}" if s.ordered_by else "stratified holdout"
+    name = f"{path.name}: {len(frame):,} leads, {order}"
+    with training_run(cfg.experiment, name) as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        auc = results["model"]["roc_auc"]
+        describe(
+            f"{name} · ROC AUC {auc:.3f}",
+            f"Lead-table model on `{path}` ({len(frame):,} rows with a target, "
+            f"{len(spec.numeric)} numeric and {len(spec.categorical)} categorical inputs): "
+            f"fit {len(s.fit):,} | validation {len(s.valid):,} | test {len(s.test):,} rows, "
+            f"{order}. Holdout ROC AUC {auc:.4f} (logistic regression "
+            f"{results['logistic_regression']['roc_auc']:.4f}, points "
+            f"{results['points']['roc_auc']:.4f})."
+            + (
+                f" Left out by the leakage guard: {', '.join(guard.excluded)}."
+                if guard.excluded
+                else ""
+            ),
+        )
         mlflow.set_tags({"model_kind": "table", "leakage_excluded": ", ".join(guard.excluded)})
         log_params(
             {

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +34,6 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from features.crm.load import CRM, CsvFormat, load_crm
 from features.model.names import MODEL_NAME
-from features.model.pyfunc import tracking_uri
 from features.model.scorer import Calibration, LeadScorer
 from features.pipeline import registry as R
 from features.pipeline.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
@@ -44,6 +42,7 @@ from features.points.matrix import load_rules, rules_yaml
 from training import evaluate as E
 from training.holdout import rule_points
 from training.registry import CHALLENGER, register_challenger
+from training.tracking import describe, log_params, training_run
 from training.truth import latent_propensity, load_episodes
 
 logger = logging.getLogger(__name__)
@@ -295,13 +294,13 @@ def train(
 ) -> TrainResult:
     """Build (or read) the training set, fit, compare, log to MLflow, register as challenger."""
     clock = _Clock()
-    data = Path(data)
+    data = Path(data).resolve()  # stored in the model: `promote` runs from any folder
     crm = crm or load_crm(data, CsvFormat(cfg.csv_sep, cfg.csv_encoding))
     store = EventStore.from_crm(crm)
     rules = load_rules(cfg.rules_path)
     if dataset is not None:
         frame = pd.read_parquet(dataset)
-        source = str(dataset)
+        source = str(Path(dataset).resolve())
     else:
         frame, _ = build_snapshots(crm, cfg.snapshots(), store=store)
         source = str(data)
@@ -360,19 +359,28 @@ def train(
         "holdout_metrics": {k: round(v, 6) for k, v in results["model"].items()},
         "rules_holdout_metrics": {k: round(v, 6) for k, v in results["rules"].items()},
         "latent_truth_roc_auc": truth_auc,
-        "data_source": source,
+        "data_source": str(data),
+        "csv_format": {"sep": cfg.csv_sep, "encoding": cfg.csv_encoding},
         "kind": "touchpoint",
         "feature_importance": importance[["feature", "mean_abs_shap", "gain"]].to_dict("records"),
     }
     clock.lap("evaluation")
 
-    mlflow.set_tracking_uri(tracking_uri())
-    if not os.environ.get("MLFLOW_RUN_ID"):
-        # Under `mlflow run` the run exists already, in the experiment given to
-        # `mlflow run --experiment-name`; start_run() below attaches to it.
-        mlflow.set_experiment(cfg.experiment)
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+    period = f"{frame['as_of'].min():%Y-%m}..{frame['as_of'].max():%Y-%m}"
+    name = f"{data.name}: {len(frame):,} snapshots {period}"
+    with training_run(cfg.experiment, name) as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        auc = results["model"]["roc_auc"]
+        describe(
+            f"{name} · ROC AUC {auc:.3f}",
+            f"Touchpoint model on `{data}` ({len(crm.contacts):,} contacts, "
+            f"{len(crm.touchpoints):,} touchpoints): {len(frame):,} snapshots every "
+            f"{cfg.snapshot_every_days} days, {period}, horizon {cfg.horizon_days} days; "
+            f"fit {len(s.fit):,} | validation {len(s.valid):,} | test {len(s.test):,} rows. "
+            f"Holdout ROC AUC {auc:.4f} (logistic regression "
+            f"{results['logistic_regression']['roc_auc']:.4f}, points "
+            f"{results['rules']['roc_auc']:.4f}).",
+        )
         log_params(
             {
                 **asdict(cfg),
@@ -466,25 +474,6 @@ def log_comparison(
     (out / "comparison.md").write_text(E.table_markdown(table))
     (out / "comparison.html").write_text(table.to_html(float_format=lambda v: f"{v:.4f}"))
     importance.to_csv(out / "feature_importance.csv", index=False)
-
-
-def log_params(params: dict[str, object]) -> None:
-    """Log the run's parameters, minding those `mlflow run` logged already.
-
-    Under `mlflow run`, the entry point's parameters are logged first, as given (e.g.
-    `''` for an option not set, quoted text). MLflow refuses to change a logged value, so
-    a parameter logged already with another value is logged as `<key>_resolved`.
-    """
-    run = mlflow.active_run()
-    logged = mlflow.get_run(run.info.run_id).data.params if run is not None else {}
-    out = {}
-    for key, value in params.items():
-        text = str(value)
-        if key not in logged:
-            out[key] = text
-        elif logged[key] != text:
-            out[f"{key}_resolved"] = text
-    mlflow.log_params(out)
 
 
 class _Clock:

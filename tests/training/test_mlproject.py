@@ -48,17 +48,30 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_mlflow_run_main_on_small_data(tmp_path: Path) -> None:
+    # no --experiment-name: `mlflow run` puts its own run in Default, the training run
+    # still lands in lead-scoring (linked to the project run); and demo/ is not touched
+    import mlflow
+
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    assert not project["entry_points"]["main"]["parameters"]["out"]["default"].startswith("demo")
     bin_dir = Path(sys.executable).parent
     env = _env(tmp_path)
     result = subprocess.run(
         [str(bin_dir / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local",
-         "--experiment-name", "lead-scoring", "-P", f"out={tmp_path / 'crm'}", "-P", "accounts=1500"],
+         "-P", f"out={tmp_path / 'crm'}", "-P", "accounts=1500"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "succeeded" in result.stderr
     assert "registered lead-scorer version 1 as challenger" in result.stdout
     assert "version 1 is now the champion" in result.stdout
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run = client.get_run(client.get_model_version("lead-scorer", "1").run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "lead-scoring"
+    assert run.info.run_name.startswith("crm: ") and "ROC AUC" in run.info.run_name
+    assert "Touchpoint model on" in run.data.tags["mlflow.note.content"]
+    project_run = client.get_run(run.data.tags["leadscore.project_run_id"])
+    assert project_run.data.tags["leadscore.training_run_id"] == run.info.run_id
 
 
 def test_mlflow_run_train_table(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -60,7 +61,9 @@ def test_training_beats_the_points_and_is_calibrated(first: TrainResult) -> None
     assert first.rows["fit"] > 0 and first.rows["validation"] > 0 and first.rows["test"] > 0
 
 
-def test_the_run_holds_everything_needed_to_reproduce_and_judge_it(first: TrainResult) -> None:
+def test_the_run_holds_everything_needed_to_reproduce_and_judge_it(
+    first: TrainResult, crm_dir: Path
+) -> None:
     client = MlflowClient()
     run = client.get_run(first.run_id)
     assert run.data.params["horizon_days"] == "90" and run.data.params["learning_rate"] == "0.05"
@@ -73,6 +76,12 @@ def test_the_run_holds_everything_needed_to_reproduce_and_judge_it(first: TrainR
             "plots/importance_gain.png", "plots/importance_shap.png"} <= plots  # fmt: skip
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.name == "training-snapshots" and dataset.dataset.digest
+    # the runs list tells runs apart: data, rows, period, headline metric
+    assert re.fullmatch(
+        r"crm: [\d,]+ snapshots \d{4}-\d\d\.\.\d{4}-\d\d · ROC AUC 0\.\d{3}", run.info.run_name
+    )
+    note = run.data.tags["mlflow.note.content"]
+    assert str(crm_dir) in note and "Holdout ROC AUC" in note and "logistic regression" in note
 
 
 def test_the_registered_model_is_a_pyfunc_with_a_challenger_alias(
@@ -216,3 +225,20 @@ def test_the_stopping_sample_keeps_every_positive_and_the_weighted_totals() -> N
     assert weight is not None and len(rows) == 50_000
     assert weight[mostly[rows] == 1].sum() == pytest.approx(70_000)
     assert weight[mostly[rows] == 0].sum() == pytest.approx(30_000)
+
+
+def test_promote_works_from_another_folder(
+    first: TrainResult,
+    crm_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # trained with a relative data path, then promoted from elsewhere: the model stores
+    # its data path absolute, so the comparison finds the export
+    monkeypatch.chdir(crm_dir.parent)
+    train(replace(CFG, seed=3, num_leaves=7), Path(crm_dir.name))
+    monkeypatch.chdir(tmp_path)
+    assert main(["promote", "--min-improvement", "0.5"]) == 1
+    out = capsys.readouterr()
+    assert "roc_auc on the recent holdout" in out.out and "no CRM export" not in out.err
