@@ -7,12 +7,14 @@ DEMO_DIR ?= demo
 DEMO_ACCOUNTS ?= 3000
 DEMO_PORT ?= 8000
 
-.PHONY: help install demo test lint typecheck pytest bench clean
+.PHONY: help install demo test lint typecheck pytest browser bench ui notebooks clean
 
 help:
 	@echo "make demo   generate a synthetic CRM and run the pipeline on it"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  run the benchmarks in benchmarks/"
+	@echo "make ui     the MLflow UI on the demo's runs and models (after make demo)"
+	@echo "make notebooks  JupyterLab on notebooks/ (after make demo)"
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -48,13 +50,29 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+# The browser tests drive Debian's Chromium (never a browser downloaded by a test tool).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	  echo "WARNING: could not install chromium; the browser tests will be SKIPPED"; }
+
+pytest: install browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python benchmarks/bench_generate.py
+
+ui: install
+	cd $(DEMO_DIR) && ../$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+notebooks: install
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -30,18 +30,19 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
     try:
         suggestion = suggest_points(
             crm, config, SnapshotConfig(horizon_days=args.horizon_days),
-            min_conversions=args.min_conversions,
+            min_conversions=args.min_conversions, free_signs=args.free_signs,
         )  # fmt: skip
     except NotEnoughConversions as exc:
         raise UserError(str(exc)) from exc
     print(
         f"learned from {suggestion.conversions:,} conversions in {suggestion.snapshots:,} "
         f"snapshots (base rate {suggestion.base_rate:.2%}); the MQL threshold "
-        f"({config.mql_threshold:g}) keeps flagging {suggestion.mql_share:.2%} of them\n"
+        f"({config.mql_threshold:g}) flags {suggestion.mql_share:.2%} of them now and "
+        f"{suggestion.suggested_mql_share:.2%} with the suggested points\n"
     )
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         columns = ["rule", "group", "current_points", "suggested_points", "share",
-                   "conversion_rate", "lift"]  # fmt: skip
+                   "conversion_rate", "lift", "why"]  # fmt: skip
         print(suggestion.rules[columns].round(3).to_string(index=False))
         print("\nattribute insights (conversion rate and lift over the base rate):")
         print(suggestion.insights.round(3).to_string(index=False))
@@ -79,6 +80,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--rules", type=Path, default=None, help="the matrix to improve (default: the shipped one)"
     )
     sug.add_argument("--horizon-days", type=positive_int, default=90)
+    sug.add_argument(
+        "--free-signs",
+        action="store_true",
+        help="let the data flip a rule's sign (default: intent adds, negatives take away)",
+    )
     sug.add_argument(
         "--min-conversions",
         type=positive_int,

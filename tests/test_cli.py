@@ -190,6 +190,31 @@ def test_rules_suggest_writes_a_matrix_that_loads(
     suggested = load_rules(out)
     assert [r.name for r in suggested.rules] == [r.name for r in load_rules().rules]
     assert out.read_text().startswith("# Points suggested by `leadscore rules suggest`")
+    assert "why" in printed
+
+
+def test_suggested_points_keep_the_mql_share_and_the_signs(crm_dir: Path) -> None:
+    # The promise: the same share of snapshots is MQL (it flagged 1.08 % instead of
+    # 3.30 %), and intent actions and executive buyers never get negative points.
+    from features.crm.load import load_crm
+    from features.points.matrix import load_rules
+    from training.rules_eval import evaluate_rules
+    from training.suggest import suggest_points
+
+    crm, current = load_crm(crm_dir), load_rules()
+    suggestion = suggest_points(crm, current, min_conversions=50)
+    flagged = evaluate_rules(crm, suggestion.config).mql_share
+    assert abs(flagged - suggestion.mql_share) < 0.002, (flagged, suggestion.mql_share)
+    assert suggestion.suggested_mql_share == pytest.approx(flagged)
+    before = {r.name: r.points for r in current.rules}
+    after = {r.name: r.points for r in suggestion.config.rules}
+    for name in before:
+        assert after[name] * before[name] >= 0, (name, before[name], after[name])
+    why = dict(zip(suggestion.rules["rule"], suggestion.rules["why"], strict=True))
+    assert all(why.values()) and "base rate" in why["demo_request"]
+    free = suggest_points(crm, current, min_conversions=50, free_signs=True)
+    flipped = [r for r in free.config.rules if r.points * before[r.name] < 0]
+    assert flipped, "with --free-signs the data may flip a sign (it does on this CRM)"
 
 
 def test_rules_suggest_refuses_with_too_few_conversions(

@@ -50,3 +50,9 @@ def test_notebook_executes(
     }[name]
     for piece in expected:
         assert piece in text, piece
+    # the charts are in the executed notebook (importing training code once switched
+    # matplotlib to a files-only backend, and the notebook showed no figure at all)
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert images, "no figure was rendered"

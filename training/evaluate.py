@@ -5,6 +5,10 @@ capture at the top 5/10/20 %, precision and recall at the MQL threshold (for the
 probability scores: at the share of leads the points matrix flags as MQL, so all three
 pick the same number of leads). Plots: ROC, PR, reliability, cumulative gains and lift,
 feature importance by gain and by mean |SHAP|. One comparison table in Markdown and HTML.
+
+Figures are drawn on `matplotlib.figure.Figure` objects, not through pyplot: writing a
+PNG needs no backend, and importing this module changes nothing in the caller's
+matplotlib (a notebook keeps its inline charts).
 """
 
 from __future__ import annotations
@@ -12,10 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -131,7 +131,8 @@ def plot_all(
     """ROC, PR, reliability, gains/lift and importance plots; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for name, s in scores.items():
         fpr, tpr, _ = roc_curve(y, s)
         ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
@@ -140,7 +141,8 @@ def plot_all(
     ax.legend(loc="lower right")
     files.append(_save(fig, out / "roc.png"))
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for name, s in scores.items():
         precision, recall, _ = precision_recall_curve(y, s)
         ax.plot(recall, precision, label=f"{name} (AP {average_precision_score(y, s):.3f})")
@@ -149,7 +151,8 @@ def plot_all(
     ax.legend(loc="upper right")
     files.append(_save(fig, out / "pr.png"))
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     top = max(float(np.quantile(p, 0.999)) for p in probabilities.values())
     for name, p in probabilities.items():
         order = np.argsort(p)
@@ -164,7 +167,8 @@ def plot_all(
     ax.legend(loc="upper left")
     files.append(_save(fig, out / "reliability.png"))
 
-    fig, (gain_ax, lift_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    gain_ax, lift_ax = fig.subplots(1, 2)
     share = np.arange(1, len(y) + 1) / len(y)
     for name, s in scores.items():
         hits = np.cumsum(y[np.argsort(-s, kind="stable")]) / max(1, y.sum())
@@ -186,7 +190,8 @@ def plot_all(
         ("mean_abs_shap", "Importance by mean |SHAP|", "importance_shap.png"),
     ):
         top20 = importance.sort_values(column, ascending=False).head(20)[::-1]
-        fig, ax = plt.subplots(figsize=(7, 6))
+        fig = Figure(figsize=(7, 6))
+        ax = fig.subplots()
         ax.barh(top20["label"], top20[column])
         ax.set(title=title)
         files.append(_save(fig, out / name))
@@ -196,5 +201,4 @@ def plot_all(
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

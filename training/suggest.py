@@ -4,9 +4,12 @@ A points matrix is folklore until it is checked against outcomes. This fits a si
 interpretable model on the training snapshots: an L2-regularised logistic regression
 whose inputs are exactly the matrix's own rules (for an engagement rule, its decayed
 count of matching touchpoints; for a fit rule, 0/1). Its coefficients are log-odds per
-unit, so they become points per action once scaled. The scale is chosen so that the MQL
-threshold keeps its meaning: the suggested matrix flags the same share of snapshots as
-MQL as the current one does, so sales gets the same number of leads, better chosen.
+unit, so they become points per action once scaled. The scale is searched with the
+points engine itself (rule and group caps included) so that the MQL threshold keeps its
+meaning: the suggested matrix flags the same share of snapshots as MQL as the current
+one does, so sales gets the same number of leads, better chosen. A rule keeps the sign a
+marketer gave it (intent adds, unsubscribes take away) unless `free_signs` is asked for,
+and every suggestion says why its value moved.
 
 Next to the points comes the attribute-insights table: for every rule, touchpoint type
 and attribute value, how often it occurs, the conversion rate when it does, and the
@@ -23,16 +26,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
+from scipy.optimize import minimize
 
 from features.crm.fit import EMPLOYEE_BAND_LABELS, employees_band
 from features.crm.load import CRM
 from features.crm.taxonomy import DEPARTMENTS, SENIORITY_LEVELS, TOUCHPOINT_TYPES
 from features.pipeline.kernel import DAY
-from features.pipeline.snapshots import SnapshotConfig, snapshot_pairs
+from features.pipeline.snapshots import SnapshotConfig, SnapshotPairs, snapshot_pairs
 from features.pipeline.store import EventStore
 from features.points.engine import score_rules
-from features.points.matrix import RulesConfig
+from features.points.matrix import Rule, RulesConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ class Suggestion:
     snapshots: int
     conversions: int
     base_rate: float
-    mql_share: float  # of snapshots, under the current and (by construction) the new matrix
+    mql_share: float  # of snapshots flagged MQL by the current matrix
+    suggested_mql_share: float  # ... and by the suggested one (the scale is chosen to match)
 
 
 def _insight(fired: np.ndarray, converted: np.ndarray, base_rate: float) -> dict[str, float]:
@@ -69,8 +73,17 @@ def suggest_points(
     cfg: SnapshotConfig | None = None,
     min_conversions: int | None = None,
     store: EventStore | None = None,
+    free_signs: bool = False,
 ) -> Suggestion:
-    """Suggest point values for the rules of ``config`` from the export's outcomes."""
+    """Suggest point values for the rules of ``config`` from the export's outcomes.
+
+    Signs: a rule that adds points (a demo request, an executive buyer) keeps adding, a
+    rule that takes points away keeps taking: a marketer who sees "contact sales: -2"
+    stops trusting the whole sheet, and such a coefficient is usually a correlated
+    rule taking the credit. ``free_signs`` lets the data decide. The scale is searched
+    with the points engine itself (caps included) so that the suggested matrix flags
+    the same share of snapshots as MQL as the current one.
+    """
     store = store or EventStore.from_crm(crm)
     pairs = snapshot_pairs(crm, cfg or SnapshotConfig(), store)
     y = pairs.converted.astype(int)
@@ -84,40 +97,129 @@ def suggest_points(
         )
     scores = score_rules(config, store, pairs.contacts, pairs.as_of)
     x = scores.count * scores.decay  # decayed count (engagement) or 0/1 (fit)
-    model = LogisticRegression(C=1.0, max_iter=2000)
-    model.fit(x, y)
-    coef = model.coef_[0]
+    signs = np.zeros(len(rules)) if free_signs else np.sign([r.points for r in rules])
+    coef, free_coef = _signed_logistic(x, y, signs), _signed_logistic(x, y, np.zeros(len(rules)))
     base_rate = float(y.mean())
     mql_share = float(scores.mql.mean())
-    z = x @ coef
-    # The threshold keeps its meaning: the same share of snapshots reaches it.
-    quantile = (
-        float(np.quantile(z, 1 - mql_share)) if mql_share > 0 else float(np.quantile(z, 0.99))
-    )
-    scale = config.mql_threshold / quantile if quantile > 0 else 1.0
-    suggested = np.round(coef * scale * 2) / 2  # half points: precise enough to argue about
+    suggested, achieved = _scale_to_share(config, rules, coef, store, pairs, mql_share)
     new_rules = [
         r.model_copy(update={"points": float(p)}) for r, p in zip(rules, suggested, strict=True)
     ]
     order = {r.name: i for i, r in enumerate(config.rules)}
     ordered = sorted(new_rules, key=lambda r: order[r.name])
     new_config = config.model_copy(update={"rules": ordered})
-    table = pd.DataFrame(
-        [
+    rows = []
+    for j, (r, p, c) in enumerate(zip(rules, suggested, coef, strict=True)):
+        insight = _insight(x[:, j] > 0, y, base_rate)
+        held = signs[j] != 0 and np.sign(free_coef[j]) == -signs[j] and free_coef[j] != 0
+        rows.append(
             {
                 "rule": r.name,
                 "group": r.group,
                 "current_points": r.points,
                 "suggested_points": float(p),
                 "log_odds_per_unit": float(c),
-                **_insight(x[:, j] > 0, y, base_rate),
+                **insight,
+                "why": _why(r.points, float(p), insight, held),
             }
-            for j, (r, p, c) in enumerate(zip(rules, suggested, coef, strict=True))
-        ]
-    )
+        )
     insights = attribute_insights(store, pairs.contacts, pairs.as_of, y, base_rate)
     logger.info("suggested points from %d conversions in %d snapshots", y.sum(), len(y))
-    return Suggestion(new_config, table, insights, len(y), int(y.sum()), base_rate, mql_share)
+    return Suggestion(
+        new_config, pd.DataFrame(rows), insights, len(y), int(y.sum()), base_rate, mql_share,
+        achieved,
+    )  # fmt: skip
+
+
+def _signed_logistic(
+    x: np.ndarray, y: np.ndarray, signs: np.ndarray, l2: float = 1.0
+) -> np.ndarray:
+    """L2-regularised logistic regression whose coefficient j keeps the sign of signs[j]
+    (0: free). Coefficients only; the intercept is free and not returned."""
+    k = x.shape[1]
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    xs = x / scale  # standardised: one penalty means the same for every rule
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = xs @ w[:k] + w[k]
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = float(np.sum(np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * float(w[:k] @ w[:k])
+        residual = p - y
+        grad = np.concatenate([xs.T @ residual + l2 * w[:k], [residual.sum()]])
+        return value, grad
+
+    bounds = [(0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs] + [
+        (None, None)
+    ]
+    start = np.zeros(k + 1)
+    start[k] = np.log(max(y.mean(), 1e-6) / max(1 - y.mean(), 1e-6))
+    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return np.asarray(fit.x[:k] / scale)
+
+
+def _scale_to_share(
+    config: RulesConfig,
+    rules: list[Rule],
+    coef: np.ndarray,
+    store: EventStore,
+    pairs: SnapshotPairs,
+    share: float,
+) -> tuple[np.ndarray, float]:
+    """Points = coefficients x a scale, in half points, with the scale searched (on a log
+    grid, then by bisection) so that the engine, caps and all, flags ``share`` of the
+    snapshots as MQL. Returns (points, the share they flag)."""
+
+    def flagged(scale: float) -> tuple[np.ndarray, float]:
+        points = np.round(coef * scale * 2) / 2  # half points: precise enough to argue about
+        trial = _with_points(config, rules, points)
+        return points, float(score_rules(trial, store, pairs.contacts, pairs.as_of).mql.mean())
+
+    target = share if share > 0 else 0.01
+    low, high = 1e-3, 1e-3
+    points, got = flagged(high)
+    while got < target and high < 1e7:  # grow until the share is reached (or cannot be)
+        low, high = high, high * 4
+        points, got = flagged(high)
+    best = (abs(got - target), points, got)
+    for _ in range(30):
+        middle = float(np.sqrt(low * high))
+        points, got = flagged(middle)
+        best = min(best, (abs(got - target), points, got), key=lambda b: b[0])
+        if got < target:
+            low = middle
+        else:
+            high = middle
+        if high / low < 1.001:
+            break
+    return best[1], best[2]
+
+
+def _with_points(config: RulesConfig, rules: list[Rule], points: np.ndarray) -> RulesConfig:
+    by_name = {r.name: float(p) for r, p in zip(rules, points, strict=True)}
+    updated = [r.model_copy(update={"points": by_name[r.name]}) for r in config.rules]
+    return config.model_copy(update={"rules": updated})
+
+
+def _why(current: float, suggested: float, insight: dict[str, float], held: bool) -> str:
+    """Why a value moved, in a sentence a marketer can check against the lift column."""
+    n, lift = int(insight["snapshots"]), insight["lift"]
+    evidence = f"leads with it convert {lift:.1f}x the base rate (n={n:,})" if n else "never fires"
+    if n < 30:
+        return f"{evidence}: too rare to say much; kept near what the data allows"
+    if held:
+        direction = "adds" if current > 0 else "takes away"
+        return (
+            f"{evidence}; the data alone would reverse its sign, but it {direction} points by "
+            f"design, so it is held at {suggested:g} (--free-signs lets the data decide)"
+        )
+    if suggested == current:
+        return f"{evidence}: its points fit the outcomes"
+    if current < 0:
+        more = "more" if suggested < current else "less"
+        return f"{evidence}: should take away {more} than its {-current:g} points"
+    more = "more" if suggested > current else "less"
+    return f"{evidence}: worth {more} than its {current:g} points"
 
 
 def attribute_insights(
@@ -182,8 +284,8 @@ def suggestion_yaml(suggestion: Suggestion) -> str:
         "# Points suggested by `leadscore rules suggest` from the CRM's own outcomes:",
         f"# {suggestion.conversions:,} conversions in {suggestion.snapshots:,} training snapshots "
         f"(base rate {suggestion.base_rate:.2%}).",
-        f"# Scaled so that the MQL threshold flags the same share of snapshots as before "
-        f"({suggestion.mql_share:.2%}).",
+        f"# Scaled so that the MQL threshold flags the same share of snapshots as before: "
+        f"{suggestion.mql_share:.2%} now, {suggestion.suggested_mql_share:.2%} with these points.",
         "# Evidence, not truth: correlated rules share credit unevenly. Read the lift table.",
     ]
     return "\n".join(header) + "\n" + rules_yaml(suggestion.config)
