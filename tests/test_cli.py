@@ -208,8 +208,8 @@ def test_suggested_points_keep_the_mql_share_and_the_signs(crm_dir: Path) -> Non
     assert suggestion.suggested_mql_share == pytest.approx(flagged)
     before = {r.name: r.points for r in current.rules}
     after = {r.name: r.points for r in suggestion.config.rules}
-    for name in before:
-        assert after[name] * before[name] >= 0, (name, before[name], after[name])
+    for name, points in before.items():
+        assert after[name] * points >= 0, (name, points, after[name])
     why = dict(zip(suggestion.rules["rule"], suggestion.rules["why"], strict=True))
     assert all(why.values()) and "base rate" in why["demo_request"]
     free = suggest_points(crm, current, min_conversions=50, free_signs=True)
