@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
+from typing import Any
 
 from features.model.names import CHAMPION_URI, TABLE_CHAMPION_URI
 from leadscore.inputs import (
@@ -104,8 +106,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=_log_config(),
     )
     return EXIT_OK
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the project's own loggers (which model is served, warnings
+    about open access, disconnects) on the same handler, in every worker."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("serving", "features"):
+        config["loggers"][name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 # --- the parser ---------------------------------------------------------------------

@@ -166,7 +166,11 @@ class ScoreRequest(_In):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
-        json_schema_extra={"examples": [EXAMPLE_REQUEST, EXAMPLE_TABLE_REQUEST]},
+        json_schema_extra={
+            "examples": [EXAMPLE_REQUEST, EXAMPLE_TABLE_REQUEST],
+            # one of the two is required (which one depends on the model's kind)
+            "anyOf": [{"required": ["contact"]}, {"required": ["attributes"]}],
+        },
     )
 
     contact: Contact | None = None

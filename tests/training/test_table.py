@@ -268,33 +268,20 @@ def test_a_table_model_refuses_a_crm_export(
     assert "scores a lead table, not a CRM export" in capsys.readouterr().err
 
 
-def test_no_generated_request_gets_a_server_error_from_a_table_model(trained: str) -> None:
-    """Schemathesis over the scoring operations of an app serving a table model."""
-    import schemathesis
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis.checks import not_a_server_error
+def test_every_check_passes_on_a_table_model(trained: str) -> None:
+    """Schemathesis, every check, over the scoring operations of an app serving a table model."""
+    from tests.serving.every_check import run_every_check
 
-    app = create_app(
-        Settings(model_uri="models:/lead-scorer-table@champion", alias_poll_seconds=0, max_batch=20)
+    settings_ = Settings(
+        model_uri="models:/lead-scorer-table@champion",
+        alias_poll_seconds=0,
+        max_batch=20,
+        api_keys=["k"],
     )
+    app = create_app(settings_)
     app.state.holder.load()  # as the lifespan would
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    tested = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if not operation.label.startswith("POST /v1/score"):
-            continue
-        tested.append(operation.label)
-
-        @settings(
-            max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
-        )
-        @given(case=operation.as_strategy())
-        def call(case: schemathesis.Case) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
-
-        call()
-    assert set(tested) == {"POST /v1/score", "POST /v1/score/batch"}
+    tested = run_every_check(app, "k", 60, only=lambda label: label.startswith("POST /v1/score"))
+    assert tested == ["POST /v1/score", "POST /v1/score/batch"]
 
 
 def test_numbers_beyond_floats_are_refused_not_a_crash() -> None:
