@@ -42,12 +42,12 @@ def main() -> None:
     from features.crm.load import load_crm
     from features.model.pyfunc import load_scorer
     from features.pipeline.kernel import compute_features
-    from features.pipeline.lead import lead_from_crm
+    from features.pipeline.lead import lead_from_crm, lead_problems
     from features.pipeline.snapshots import SnapshotConfig, build_snapshots
     from features.pipeline.store import EventStore, to_seconds
     from features.points.engine import score_rules
     from features.synthetic import GeneratorConfig, generate_crm
-    from serving.schemas import ScoreRequest
+    from serving.bodies import parse_lead
     from serving.scoring import _context, score_requests
     from serving.state import LoadedModel
     from training.promote import promote
@@ -90,7 +90,7 @@ def main() -> None:
             )
         scorer, info = load_scorer("models:/lead-scorer@champion")
         model = LoadedModel(scorer, info["name"], info["version"], info["alias"], "")
-        requests = [ScoreRequest.model_validate_json(b) for b in bodies]
+        requests = [parse_lead(b) for b in bodies]
         leads = [_context(r) for r in requests]
         stores = [EventStore.from_leads([lead]) for lead in leads]
         moment = to_seconds(as_of.to_pydatetime())
@@ -102,10 +102,9 @@ def main() -> None:
         xs = [scorer.matrix(kernel(i)) for i in range(len(stores))]
         n = len(bodies)
         stages = {
-            "JSON validation (model_validate_json)": lambda i: ScoreRequest.model_validate_json(
-                bodies[i]
-            ),
+            "JSON parse + validation (parse_lead)": lambda i: parse_lead(bodies[i]),
             "request to lead context": lambda i: _context(requests[i]),
+            "contract checks (lead_problems)": lambda i: lead_problems(leads[i], requests[i].as_of),
             "lead door (EventStore.from_leads)": lambda i: EventStore.from_leads([leads[i]]),
             "kernel (compute_features)": kernel,
             "prediction (lead + committee)": lambda i: scorer.predict(xs[i]),

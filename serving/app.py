@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from serving.config import Settings, get_settings
-from serving.dependencies import open_access_warnings
+from serving.dependencies import SECURITY_SCHEME, open_access_warnings
 from serving.docs import add_offline_docs
 from serving.errors import request_validation_handler
 from serving.guard import Guard, Metrics
@@ -82,11 +82,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             document = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            components = document.setdefault("components", {})
+            schemas = components.setdefault("schemas", {})
             for extra in (BatchRequest, ErrorBody, FieldError):
                 schema = extra.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[extra.__name__] = schema
+            components["securitySchemes"] = SECURITY_SCHEME
+            for path, operations in document["paths"].items():
+                if path.startswith("/v1/"):  # the keyed routes (probes and metrics are open)
+                    for operation in operations.values():
+                        operation["security"] = [{name: []} for name in SECURITY_SCHEME]
             app.openapi_schema = document
         return app.openapi_schema
 

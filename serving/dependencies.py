@@ -16,19 +16,24 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi import Depends, HTTPException, Request
 
 from serving.config import Settings
 from serving.state import LoadedModel, ModelHolder
 
 API_KEY_HEADER = "X-API-Key"
-_key_header = APIKeyHeader(
-    name=API_KEY_HEADER,
-    auto_error=False,
-    scheme_name="APIKey",
-    description="One of LEADSCORE_API_KEYS (scoring, reading) or LEADSCORE_ADMIN_KEYS (admin).",
-)
+#: the OpenAPI security scheme (added to the document by the app: declaring it through
+#: FastAPI's `Security` costs ~0.2 ms of dependency solving on every request)
+SECURITY_SCHEME = {
+    "APIKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": API_KEY_HEADER,
+        "description": (
+            "One of LEADSCORE_API_KEYS (scoring, reading) or LEADSCORE_ADMIN_KEYS (admin)."
+        ),
+    }
+}
 
 
 def _matches(given: str | None, keys: list[str]) -> bool:
@@ -37,24 +42,21 @@ def _matches(given: str | None, keys: list[str]) -> bool:
     return any(hmac.compare_digest(encoded, key.encode()) for key in keys)
 
 
-async def require_key(
-    request: Request, given: Annotated[str | None, Security(_key_header)]
-) -> None:
+async def require_key(request: Request) -> None:
     """A scoring key, when any are configured (an admin key opens the reading routes too)."""
     settings: Settings = request.app.state.settings
     if not settings.api_keys:
         return
+    given = request.headers.get(API_KEY_HEADER)
     if not _matches(given, [*settings.api_keys, *settings.admin_keys]):
         raise HTTPException(status_code=401, detail=f"missing or unknown {API_KEY_HEADER} header")
 
 
-async def require_admin(
-    request: Request, given: Annotated[str | None, Security(_key_header)]
-) -> None:
+async def require_admin(request: Request) -> None:
     """An admin key; scoring keys never open admin routes."""
     settings: Settings = request.app.state.settings
     if settings.admin_keys:
-        if not _matches(given, settings.admin_keys):
+        if not _matches(request.headers.get(API_KEY_HEADER), settings.admin_keys):
             raise HTTPException(
                 status_code=401, detail=f"missing or unknown admin {API_KEY_HEADER} header"
             )

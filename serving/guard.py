@@ -87,8 +87,9 @@ class Guard:
             if body_done:  # (later calls wait for a disconnect: no deadline for those)
                 return await receive()
             remaining = deadline - time.perf_counter()
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.001))
+            try:  # (a timeout scope, not wait_for: no task per message)
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     status_code=408,
