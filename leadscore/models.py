@@ -30,18 +30,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         csv_sep=args.sep,
         csv_encoding=args.encoding,
+        allow_weak=args.allow_weak,
+        recency_half_life=args.recency_half_life,
     )
     crm = load_crm_or_fail(args.data, args)
     try:
         result = train(cfg, args.data, dataset=args.dataset, crm=crm)
-    except ValueError as exc:
+    except ValueError as exc:  # WeakModelError included: nothing was registered
+        _print_drift(exc)
         raise UserError(str(exc)) from exc
     from training.evaluate import table_markdown
 
+    if result.drift is not None:
+        print("\n".join(result.drift.lines()) + "\n")
+    if result.weak:
+        print(f"WEAK MODEL: {result.weak}\n")
     print(
         f"run {result.run_id}: registered {cfg.model_name} version {result.model_version} "
-        f"as challenger (best iteration {result.best_iteration}, calibration "
-        f"{result.calibration}; rows {result.rows})\n"
+        f"as challenger: {result.registered}\n(selection fit: best iteration "
+        f"{result.best_iteration}; calibration {result.calibration}; rows {result.rows})\n"
     )
     print(table_markdown(result.comparison))
     if result.latent_truth_auc is not None:
@@ -75,17 +82,25 @@ def _train_table(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         model_name=args.model_name or TABLE_MODEL_NAME,
         seed=args.seed,
+        allow_weak=args.allow_weak,
+        recency_half_life=args.recency_half_life,
+        drop_calendar=args.drop_calendar,
     )
     try:
         result = train_table(cfg, args.table)
-    except ValueError as exc:  # TableError, RulesError: the user's table or sheet
+    except ValueError as exc:  # TableError, RulesError, WeakModelError: nothing registered
+        _print_drift(exc)
         raise UserError(str(exc)) from exc
     split = result.split
+    if result.drift is not None:
+        print("\n".join(result.drift.lines()) + "\n")
+    if result.weak:
+        print(f"WEAK MODEL: {result.weak}\n")
     print(
         f"run {result.run_id}: registered {cfg.model_name} version {result.model_version} "
-        f"as challenger\nholdout: {split['rows_test']} rows, ordered by {split['ordered_by']} "
-        f"(fit {split['rows_fit']}, validation {split['rows_validation']})\n"
-        f"inputs: {len(result.spec.numeric)} numeric, {len(result.spec.categorical)} "
+        f"as challenger: {result.registered}\nholdout: {split['rows_test']} rows, ordered by "
+        f"{split['ordered_by']} (fit {split['rows_fit']}, validation {split['rows_validation']})"
+        f"\ninputs: {len(result.spec.numeric)} numeric, {len(result.spec.categorical)} "
         "categorical columns"
     )
     for name, reason in result.spec.dropped.items():
@@ -96,6 +111,13 @@ def _train_table(args: argparse.Namespace) -> int:
     print()
     print(table_markdown(result.comparison))
     return EXIT_OK
+
+
+def _print_drift(exc: Exception) -> None:
+    """A refused (weak) model's drift report: why the data may have beaten the model."""
+    drift = getattr(exc, "drift", None)
+    if drift is not None:
+        print("\n".join(drift.lines()) + "\n")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -111,6 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"recent holdout: {window['snapshots']} snapshots, {window['conversions']} conversions, "
         f"{window['holdout_from']} .. {window['holdout_to']}\n"
     )
+    if window["warning"]:
+        print(f"note: {window['warning']}\n")
     print(table_markdown(table))
     return EXIT_OK
 
@@ -147,6 +171,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--experiment", default="lead-scoring", help="MLflow experiment")
     tr.add_argument("--rules", type=Path, default=None, help="points matrix for the baseline")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument(
+        "--allow-weak",
+        action="store_true",
+        help="register the boosted model even when it learned nothing (promote then needs --force)",
+    )
+    tr.add_argument(
+        "--recency-half-life",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="weigh rows down with age: halved every SHARE of the training period "
+        "(0.5: a row from the middle counts half); default: equal weights",
+    )
     flat = tr.add_argument_group("a flat lead table (one row per lead)")
     flat.add_argument("--table", type=Path, default=None, help="CSV or Parquet lead table")
     flat.add_argument("--target", default=None, help="the column that says converted")
@@ -180,6 +217,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     flat.add_argument(
         "--model-name", default=None, help="registered model (default lead-scorer-table)"
+    )
+    flat.add_argument(
+        "--drop-calendar",
+        action="store_true",
+        help="leave out the columns that only encode the calendar (the drift report names them)",
     )
     tr.set_defaults(func=cmd_train)
 

@@ -90,8 +90,11 @@ def select_top(score: np.ndarray, share: float) -> np.ndarray:
     return mask
 
 
-def comparison_table(results: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
-    """Rows: scorers; columns: metrics (in a fixed, readable order)."""
+def comparison_table(
+    results: Mapping[str, Mapping[str, float]], fits: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Rows: scorers; columns: metrics (in a fixed, readable order), then, with ``fits``,
+    `fitted_on`: which fit each row's figures come from."""
     order = [
         "roc_auc",
         "pr_auc",
@@ -108,17 +111,24 @@ def comparison_table(results: Mapping[str, Mapping[str, float]]) -> pd.DataFrame
         "mql_recall",
     ]
     frame = pd.DataFrame(results).T
-    return frame[[c for c in order if c in frame.columns]]
+    frame = frame[[c for c in order if c in frame.columns]]
+    if fits is not None:
+        frame["fitted_on"] = [fits.get(str(name), "") for name in frame.index]
+    return frame
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     header = "| scorer | " + " | ".join(table.columns) + " |"
     rule = "|---|" + "---|" * len(table.columns)
-    rows = [
-        f"| {name} | " + " | ".join("n/a" if np.isnan(v) else f"{v:.4f}" for v in row) + " |"
-        for name, row in table.iterrows()
-    ]
+    rows = [f"| {name} | " + " | ".join(map(_cell, row)) + " |" for name, row in table.iterrows()]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    number = float(value)  # type: ignore[arg-type]
+    return "n/a" if np.isnan(number) else f"{number:.4f}"
 
 
 def plot_all(

@@ -94,5 +94,22 @@ def evaluate_model(
         "holdout_to": str(holdout.frame["as_of"].max()),
         "snapshots": str(len(y)),
         "conversions": str(int(y.sum())),
+        "warning": seen_holdout_warning(scorer, holdout.frame["as_of"].min()),
     }
     return table, window
+
+
+def seen_holdout_warning(scorer: LeadScorer, holdout_from: pd.Timestamp) -> str:
+    """Says so when the model was refitted on data that reaches into the holdout: its
+    figures there are partly in-sample (its run's comparison table has the honest ones)."""
+    window = scorer.metadata.get("training_window") or []
+    if len(window) < 2 or "refit" not in scorer.metadata:
+        return ""
+    trained_to = pd.Timestamp(window[1])
+    if trained_to < holdout_from:
+        return ""
+    return (
+        f"this model was refitted on snapshots up to {trained_to.date()}, inside this holdout "
+        f"(from {holdout_from.date()}): its figures here are partly in-sample; the honest "
+        "ones are its training run's comparison (the selection fit on unseen rows)"
+    )

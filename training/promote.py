@@ -16,7 +16,15 @@ from features.model.names import MODEL_NAME
 from features.model.pyfunc import load_scorer
 from features.pipeline.snapshots import SnapshotConfig
 from training.holdout import model_metrics, recent_holdout, rule_points
-from training.registry import CHALLENGER, CHAMPION, alias_version, has_version, set_alias
+from training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    WEAK_TAG,
+    alias_version,
+    has_version,
+    set_alias,
+    version_tags,
+)
 from training.table_train import table_holdout
 
 
@@ -35,10 +43,18 @@ def promote(
     metric: str = "roc_auc",
     min_improvement: float = 0.0,
 ) -> Promotion:
-    """Make the challenger (or ``version``) the champion, if it earns it."""
+    """Make the challenger (or ``version``) the champion, if it earns it.
+
+    A version registered although its booster learned nothing (`--allow-weak`) is never
+    made champion without ``force``. The challenger is judged by its selection twin (the
+    same recipe fitted without the holdout): the registered model was refitted on every
+    row, the holdout included. The champion is judged by the model it serves; if it saw
+    part of this holdout, the comparison leans its way, on purpose.
+    """
     if version is not None:
         if not has_version(name, version):
             raise ValueError(f"{name} has no version {version}")
+        _refuse_weak(name, version, force)
         previous = alias_version(name, CHAMPION)
         set_alias(name, CHAMPION, version)
         return Promotion(
@@ -52,6 +68,7 @@ def promote(
     champion = alias_version(name, CHAMPION)
     if champion == challenger:
         return Promotion(False, champion, f"version {challenger} is already the champion")
+    _refuse_weak(name, challenger, force)
     if champion is None or force:
         set_alias(name, CHAMPION, challenger)
         why = "forced" if force else "there was no champion yet"
@@ -63,9 +80,10 @@ def promote(
             f"{name}: the champion scores {champion_scorer.kind} data and the challenger "
             f"{challenger_scorer.kind} data; register them under different names"
         )
+    judge = challenger_scorer.selection or challenger_scorer
     if challenger_scorer.kind == "table":
         test, where = table_holdout(challenger_scorer, data)
-        new = test.metric(challenger_scorer, metric)
+        new = test.metric(judge, metric)
         old = test.metric(champion_scorer, metric)
         return _decide(
             name, challenger, champion, metric, new, old, min_improvement,
@@ -82,13 +100,22 @@ def promote(
     holdout = recent_holdout(load_crm(source, csv_format), SnapshotConfig(horizon_days=horizon))
     rules = challenger_scorer.rules
     share = float(rule_points(rules, holdout.store, holdout.frame)[1].mean()) if rules else 0.1
-    new = model_metrics(challenger_scorer, holdout, share)[metric]
+    new = model_metrics(judge, holdout, share)[metric]
     old = model_metrics(champion_scorer, holdout, share)[metric]
     window = f"{holdout.frame['as_of'].min().date()}..{holdout.frame['as_of'].max().date()}"
     return _decide(
         name, challenger, champion, metric, new, old, min_improvement,
         f"{metric} on the recent holdout ({len(holdout.frame):,} snapshots, {window})",
     )  # fmt: skip
+
+
+def _refuse_weak(name: str, version: str, force: bool) -> None:
+    why = version_tags(name, version).get(WEAK_TAG)
+    if why and not force:
+        raise ValueError(
+            f"{name} version {version} learned nothing worth serving ({why}); it was "
+            "registered with --allow-weak. promote --force makes it champion anyway."
+        )
 
 
 def _decide(

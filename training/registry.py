@@ -59,8 +59,16 @@ def has_version(name: str, version: str) -> bool:
     return True
 
 
+#: a version whose booster learned nothing and was registered only because it was asked
+WEAK_TAG = "weak"
+
+
 def register_challenger(
-    scorer: LeadScorer, folder: Path, example: pd.DataFrame, model_name: str
+    scorer: LeadScorer,
+    folder: Path,
+    example: pd.DataFrame,
+    model_name: str,
+    weak: str | None = None,
 ) -> str:
     """Log the scorer as the run's pyfunc model, register it, make it the challenger.
 
@@ -77,7 +85,10 @@ def register_challenger(
         registered_model_name=model_name,
     )
     version = str(info.registered_model_version)
-    tag_version(model_name, version, {"kind": scorer.kind})
+    tags: dict[str, str] = {"kind": scorer.kind, "estimator": scorer.estimator}
+    if weak is not None and scorer.estimator == "lightgbm":
+        tags[WEAK_TAG] = weak  # registered with --allow-weak: promote refuses it
+    tag_version(model_name, version, tags)
     set_alias(model_name, CHALLENGER, version)
     return version
 
@@ -89,3 +100,7 @@ def signature(scorer: LeadScorer) -> ModelSignature:
     columns = [ColSpec("double", name, required=False) for name in scorer.numeric]
     columns += [ColSpec("string", name, required=False) for name in scorer.categorical]
     return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec("double")]))
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return dict(client().get_model_version(name, version).tags)

@@ -43,18 +43,24 @@ from features.table.cells import model_inputs, require_columns
 from features.table.read import clean, order_key, read_table, target_values
 from features.table.spec import DEFAULT_PLACEHOLDERS, TableError, TableSpec, infer_spec
 from training import evaluate as E
+from training.drift import DriftReport, drift_report
+from training.fitting import (
+    MIN_VALID_AUC,
+    FitConfig,
+    Part,
+    WeakModelError,
+    fit_and_refit,
+    recency_weights,
+)
 from training.leakage import DEFAULT_MAX_AUC, LeakageReport, check_leakage
 from training.registry import CHALLENGER, register_challenger
 from training.tracking import describe, log_params, training_run
 from training.train import (
     EXPERIMENT,
-    TrainConfig,
-    fit_booster,
-    fit_calibration,
+    fit_notes,
     importance_table,
     log_comparison,
-    logistic_baseline,
-    lr_input,
+    refit_row,
     vocabularies,
 )
 
@@ -88,10 +94,14 @@ class TableTrainConfig:
     rules_path: str | None = None  # a points sheet; default: derived from the fit rows
     experiment: str = EXPERIMENT
     model_name: str = TABLE_MODEL_NAME
+    min_valid_auc: float = MIN_VALID_AUC  # the weak-model guard (training/fitting.py)
+    allow_weak: bool = False
+    recency_half_life: float | None = None  # share of the period: rows halve in weight
+    drop_calendar: bool = False  # leave out the columns that only encode the calendar
 
-    def booster_config(self) -> TrainConfig:
-        """The touchpoint trainer's settings for the shared fitting functions."""
-        return TrainConfig(
+    def fit_config(self) -> FitConfig:
+        """The estimators' settings (shared with the touchpoint trainer)."""
+        return FitConfig(
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
             min_data_in_leaf=self.min_data_in_leaf,
@@ -100,6 +110,9 @@ class TableTrainConfig:
             calibration=self.calibration,
             seed=self.seed,
             num_threads=self.num_threads,
+            linear_min_frequency=10,
+            min_valid_auc=self.min_valid_auc,
+            allow_weak=self.allow_weak,
         )
 
 
@@ -109,6 +122,7 @@ class TableSplit:
     valid: pd.DataFrame
     test: pd.DataFrame
     ordered_by: str | None  # None: stratified random
+    order: pd.Series | None = None  # the time order of every row (by index), when known
 
 
 @dataclass
@@ -119,6 +133,9 @@ class TableTrainResult:
     leakage: LeakageReport
     spec: TableSpec
     split: dict[str, object] = field(default_factory=dict)
+    registered: str = ""  # what was registered, in words
+    weak: str | None = None
+    drift: DriftReport | None = None
 
 
 def load_labelled(cfg: TableTrainConfig, path: str | Path) -> pd.DataFrame:
@@ -157,7 +174,8 @@ def split_table(frame: pd.DataFrame, cfg: TableTrainConfig) -> TableSplit:
         rest = n - n_test
         n_valid = round(rest * cfg.validation_fraction)
         parts = ordered.iloc[: rest - n_valid], ordered.iloc[rest - n_valid : rest]
-        return TableSplit(parts[0], parts[1], ordered.iloc[rest:], by)
+        key = pd.Series(order_key(frame, by).to_numpy(), index=frame.index)
+        return TableSplit(parts[0], parts[1], ordered.iloc[rest:], by, key)
     train_part, test = train_test_split(
         frame, test_size=cfg.test_fraction, stratify=y, random_state=cfg.seed
     )
@@ -181,8 +199,10 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
                 f"{path}: the {name} rows ({len(part)}) hold one target value only; "
                 "the table is too small or too ordered for a holdout"
             )
+    # Column kinds, constants and vocabularies from every training row (no label is
+    # read): a column informative only lately must not be dropped as "one value only".
     spec = infer_spec(
-        s.fit.drop(columns="__converted__"),
+        frame.drop(columns="__converted__"),
         cfg.target,
         cfg.positive,
         cfg.id_column,
@@ -190,49 +210,73 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
         cfg.exclude,
         cfg.placeholders,
     )
-    y_fit = s.fit["__converted__"].to_numpy()
+    learn = pd.concat([s.fit, s.valid])  # labels the guard and the points sheet may read
     guard = check_leakage(
-        model_inputs(s.fit, spec), y_fit, spec, cfg.max_single_auc, cfg.allow, cfg.seed
+        model_inputs(learn, spec),
+        learn["__converted__"].to_numpy(),
+        spec,
+        cfg.max_single_auc,
+        cfg.allow,
+        cfg.seed,
     )
-    if guard.excluded:
-        dropped = dict(spec.dropped)
-        for name in guard.excluded:
-            reason = guard.table.loc[guard.table["column"] == name, "reason"].iloc[0]
-            dropped[name] = f"leakage guard: {reason}"
-        spec = replace(
-            spec,
-            numeric=tuple(c for c in spec.numeric if c not in guard.excluded),
-            categorical=tuple(c for c in spec.categorical if c not in guard.excluded),
-            dropped=dropped,
-        )
+    spec = _leave_out(
+        spec, {name: f"leakage guard: {_reason(guard, name)}" for name in guard.excluded}
+    )
+    drift = _table_drift(frame, s, spec)
+    if drift is not None:
+        for line in drift.lines():
+            logger.debug("%s", line)
+        if cfg.drop_calendar and drift.calendar:
+            spec = _leave_out(
+                spec, {name: "encodes the calendar (--drop-calendar)" for name in drift.calendar}
+            )
     if not spec.columns:
         raise TableError(f"{path}: no usable input column is left: {spec.dropped}")
     for name, reason in spec.dropped.items():
         logger.info("not used: %s (%s)", name, reason)
 
-    fit_x, valid_x, test_x = (model_inputs(p, spec) for p in (s.fit, s.valid, s.test))
-    y_valid, y = s.valid["__converted__"].to_numpy(), s.test["__converted__"].to_numpy()
+    all_x = model_inputs(frame, spec)
+    fit_x, valid_x, test_x = (all_x.loc[p.index] for p in (s.fit, s.valid, s.test))
+    y_valid, y = (p["__converted__"].to_numpy() for p in (s.valid, s.test))
+    learn_x, learn_y = all_x.loc[learn.index], learn["__converted__"].to_numpy()
     rules = (
-        load_table_rules(cfg.rules_path) if cfg.rules_path else derive_points(fit_x, y_fit, spec)
+        load_table_rules(cfg.rules_path)
+        if cfg.rules_path
+        else derive_points(learn_x, learn_y, spec)
     )
     check_columns(rules, spec)
-    scorer = LeadScorer(
+    template = LeadScorer(
         booster=None,
-        vocabularies=vocabularies(fit_x, spec.categorical),
+        vocabularies=vocabularies(all_x, spec.categorical),
         table_rules=rules,
         numeric=spec.numeric,
         categorical=spec.categorical,
     )
-    booster_cfg = cfg.booster_config()
-    fit_frame = fit_x.assign(converted=y_fit)
-    valid_frame = valid_x.assign(converted=y_valid)
-    scorer.booster = fit_booster(scorer, fit_frame, valid_frame, booster_cfg)
-    x_valid, x_test = scorer.matrix_from_frame(valid_x), scorer.matrix_from_frame(test_x)
-    scorer.calibration = fit_calibration(y_valid, scorer.raw_probability(x_valid), booster_cfg)
-    p_model = scorer.predict(x_test)
-
-    logreg = logistic_baseline(fit_frame, spec.numeric, spec.categorical, min_frequency=10)
-    p_logreg = logreg.predict_proba(lr_input(test_x, spec.numeric, spec.categorical))[:, 1]
+    weight = (
+        recency_weights(s.order.loc[frame.index].to_numpy(), cfg.recency_half_life)
+        if s.order is not None
+        else None
+    )
+    weights = None if weight is None else pd.Series(weight, index=frame.index)
+    parts = [
+        Part(
+            template.matrix_from_frame(x),
+            part["__converted__"].to_numpy(),
+            None if weights is None else weights.loc[part.index].to_numpy(),
+        )
+        for x, part in ((fit_x, s.fit), (valid_x, s.valid), (test_x, s.test))
+    ]
+    try:
+        fitted = fit_and_refit(template, parts[0], parts[1], parts[2], cfg.fit_config())
+    except WeakModelError as exc:
+        exc.drift = drift  # printed with the refusal
+        raise
+    scorer = fitted.final
+    if cfg.rules_path is None:  # the registered sheet, like the model, learns from every row
+        scorer.table_rules = derive_points(all_x, frame["__converted__"].to_numpy(), spec)
+    x_test = parts[2].x
+    p_model = fitted.selection.predict(x_test)
+    p_logreg = fitted.linear.predict(x_test)
     points_test = score_table_rules(rules, test_x)
     points_valid = score_table_rules(rules, valid_x).total
     points_to_p = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
@@ -243,17 +287,21 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     results = {
         "model": E.metrics(y, p_model, p_model, E.select_top(p_model, share)),
         "logistic_regression": E.metrics(y, p_logreg, p_logreg, E.select_top(p_logreg, share)),
+        **refit_row(fitted, y, share),
         "points": E.metrics(y, points_test.total, p_rules, points_test.mql),
     }
-    table = E.comparison_table(results)
+    fits = fit_notes(fitted, len(s.fit), "rows")
+    table = E.comparison_table(results, fits)
     importance = importance_table(scorer, x_test[:20_000])
     split_info: dict[str, object] = {
         "ordered_by": s.ordered_by or "stratified random",
         "rows_fit": len(s.fit),
         "rows_validation": len(s.valid),
         "rows_test": len(s.test),
+        "rows_refit": fitted.refit_rows,
         "positive_rate_test": float(y.mean()),
     }
+    best_iteration = int(fitted.selection.booster.best_iteration)  # type: ignore[union-attr]
     scorer.metadata = {
         "kind": "table",
         "table": spec.as_dict(),
@@ -261,10 +309,18 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
         "data_source": str(path),
         "split": split_info,
         "train_config": _jsonable(asdict(cfg)),
+        "estimator": scorer.estimator,
+        "refit": {"rows": fitted.refit_rows, "rounds": fitted.rounds},
+        "weak": fitted.weak,
+        "validation_roc_auc": fitted.valid_auc,
         "holdout_metrics": {k: round(v, 6) for k, v in results["model"].items()},
+        "holdout_fit": fits["model"],
         "rules_holdout_metrics": {k: round(v, 6) for k, v in results["points"].items()},
         "leakage": guard.table.to_dict("records"),
-        "best_iteration": scorer.booster.best_iteration,
+        "drift": None
+        if drift is None
+        else {"rate_ratio": drift.rate_ratio, "calendar": drift.calendar},
+        "best_iteration": best_iteration,
         "feature_importance": importance[["feature", "mean_abs_shap", "gain"]].to_dict("records"),
     }
 
@@ -280,12 +336,13 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
             f"fit {len(s.fit):,} | validation {len(s.valid):,} | test {len(s.test):,} rows, "
             f"{order}. Holdout ROC AUC {auc:.4f} (logistic regression "
             f"{results['logistic_regression']['roc_auc']:.4f}, points "
-            f"{results['points']['roc_auc']:.4f})."
+            f"{results['points']['roc_auc']:.4f}). Registered: {fits['registered']}."
             + (
                 f" Left out by the leakage guard: {', '.join(guard.excluded)}."
                 if guard.excluded
                 else ""
-            ),
+            )
+            + (f" Weak booster: {fitted.weak}." if fitted.weak else ""),
         )
         mlflow.set_tags({"model_kind": "table", "leakage_excluded": ", ".join(guard.excluded)})
         log_params(
@@ -297,31 +354,46 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
                 "inputs_numeric": len(spec.numeric),
                 "inputs_categorical": len(spec.categorical),
                 "leakage_excluded": ", ".join(guard.excluded) or "none",
-                "best_iteration": scorer.booster.best_iteration,
+                "best_iteration": best_iteration,
+                "rounds_refit": fitted.rounds,
+                "estimator": scorer.estimator,
                 "calibration_method": scorer.calibration.method,
             }
         )
         log_comparison(
-            out, results, table, y, (p_model, p_logreg, points_test.total), p_rules, importance
+            out,
+            results,
+            table,
+            y,
+            (p_model, p_logreg, points_test.total),
+            p_rules,
+            importance,
+            drift,
         )
         (out / "leakage.md").write_text(guard.markdown())
         guard.table.to_csv(out / "leakage.csv", index=False)
         (out / "inputs.json").write_text(json.dumps(spec.as_dict(), indent=1))
-        (out / "points.yaml").write_text(table_rules_yaml(rules), encoding="utf-8")
+        (out / "points.yaml").write_text(
+            table_rules_yaml(scorer.table_rules or rules), encoding="utf-8"
+        )
         mlflow.log_artifacts(str(out))
         mlflow.log_input(
             mlflow.data.from_pandas(
-                s.fit.drop(columns="__converted__").head(100_000),
+                frame.drop(columns="__converted__").head(100_000),
                 source=str(path),
                 targets=cfg.target,
                 name="lead-table",
             ),
             context="training",
         )
-        version = register_challenger(scorer, out / "scorer", test_x.head(5), cfg.model_name)
+        version = register_challenger(
+            scorer, out / "scorer", test_x.head(5), cfg.model_name, weak=fitted.weak
+        )
         run_id = run.info.run_id
     logger.info("registered %s version %s as %s", cfg.model_name, version, CHALLENGER)
-    return TableTrainResult(run_id, version, table, guard, spec, split_info)
+    return TableTrainResult(
+        run_id, version, table, guard, spec, split_info, fits["registered"], fitted.weak, drift
+    )
 
 
 @dataclass
@@ -356,3 +428,37 @@ def table_holdout(scorer: LeadScorer, table: str | Path | None) -> tuple[TableHo
 
 def _jsonable(values: dict[str, object]) -> dict[str, object]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _reason(guard: LeakageReport, name: str) -> str:
+    return str(guard.table.loc[guard.table["column"] == name, "reason"].iloc[0])
+
+
+def _leave_out(spec: TableSpec, reasons: dict[str, str]) -> TableSpec:
+    """The spec without these input columns, each recorded with its reason."""
+    if not reasons:
+        return spec
+    return replace(
+        spec,
+        numeric=tuple(c for c in spec.numeric if c not in reasons),
+        categorical=tuple(c for c in spec.categorical if c not in reasons),
+        dropped={**spec.dropped, **reasons},
+    )
+
+
+def _table_drift(frame: pd.DataFrame, s: TableSplit, spec: TableSpec) -> DriftReport | None:
+    """The drift report over the table's rows, when they have a time order."""
+    if s.order is None:
+        return None
+    inputs = model_inputs(frame, spec)
+    labels = frame[s.ordered_by].astype(str).to_numpy() if s.ordered_by else None
+    return drift_report(
+        inputs,
+        frame["__converted__"].to_numpy(),
+        s.order.loc[frame.index].to_numpy(),
+        labels if labels is not None else np.arange(len(frame)),
+        frame.index.isin(s.fit.index),
+        frame.index.isin(s.test.index),
+        spec.numeric,
+        spec.categorical,
+    )

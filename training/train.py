@@ -4,10 +4,17 @@
                   LightGBM (native categoricals), early stopping on validation
                   calibration fitted on validation, only if validation shows it is needed
                   logistic regression and the points score on the same test rows
+    registered:   the same recipe refitted on every snapshot (training/fitting.py)
+
+The figures a run reports are the selection model's on the test rows, which it never
+saw; the model registered has seen every row, the newest included. Before anything is
+registered the drift report says how the data moved (training/drift.py), and the
+weak-model guard refuses a model that learned nothing.
 
 Everything is logged to one MLflow run (the whole config, metrics, plots, the comparison
-table, the feature list, the rules used, the training data as a dataset input), and the
-model is logged once as a pyfunc and registered with the alias `challenger`.
+table, the drift report, the feature list, the rules used, the training data as a
+dataset input), and the model is logged once as a pyfunc and registered with the alias
+`challenger`.
 """
 
 from __future__ import annotations
@@ -20,26 +27,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from features.crm.load import CRM, CsvFormat, load_crm
 from features.model.names import MODEL_NAME
-from features.model.scorer import Calibration, LeadScorer
+from features.model.scorer import LeadScorer
 from features.pipeline import registry as R
 from features.pipeline.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
 from features.pipeline.store import EventStore
 from features.points.matrix import load_rules, rules_yaml
 from training import evaluate as E
+from training.drift import DriftReport, drift_report
+from training.fitting import (
+    MIN_VALID_AUC,
+    FitConfig,
+    Fitted,
+    Part,
+    WeakModelError,
+    fit_and_refit,
+    recency_weights,
+)
 from training.holdout import rule_points
 from training.registry import CHALLENGER, register_challenger
 from training.tracking import describe, log_params, training_run
@@ -68,7 +79,7 @@ class TrainConfig:
     lambda_l2: float = 1.0
     num_boost_round: int = 2000
     early_stopping_rounds: int = 100
-    stopping_rows: int = 50_000  # validation rows that decide early stopping (see fit_booster)
+    stopping_rows: int = 50_000  # validation rows that decide early stopping (training/fitting.py)
     calibration: Literal["auto", "none", "isotonic", "platt"] = "auto"
     calibration_ece_tolerance: float = 0.002  # auto: calibrate above this validation ECE
     seed: int = 0
@@ -78,10 +89,33 @@ class TrainConfig:
     rules_path: str | None = None
     csv_sep: str = ","  # how the export's CSV files are written (promote reads them again)
     csv_encoding: str = "utf-8"
+    min_valid_auc: float = MIN_VALID_AUC  # the weak-model guard (training/fitting.py)
+    allow_weak: bool = False
+    recency_half_life: float | None = None  # share of the period: rows halve in weight
 
     def snapshots(self) -> SnapshotConfig:
         return SnapshotConfig(
             self.horizon_days, self.snapshot_every_days, active_days=self.active_days
+        )
+
+    def fit_config(self, linear_min_frequency: int = 50) -> FitConfig:
+        return FitConfig(
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_data_in_leaf=self.min_data_in_leaf,
+            feature_fraction=self.feature_fraction,
+            bagging_fraction=self.bagging_fraction,
+            lambda_l2=self.lambda_l2,
+            num_boost_round=self.num_boost_round,
+            early_stopping_rounds=self.early_stopping_rounds,
+            stopping_rows=self.stopping_rows,
+            calibration=self.calibration,
+            calibration_ece_tolerance=self.calibration_ece_tolerance,
+            seed=self.seed,
+            num_threads=self.num_threads,
+            linear_min_frequency=linear_min_frequency,
+            min_valid_auc=self.min_valid_auc,
+            allow_weak=self.allow_weak,
         )
 
 
@@ -93,9 +127,14 @@ class TrainResult:
     best_iteration: int
     calibration: str
     latent_truth_auc: float | None
-    rows: dict[str, int]
+    rows: dict[str, int]  # fit, validation, test, refit (every row, for the registered model)
     seconds: dict[str, float]  # wall time per stage: snapshots, fit, calibration, ...
-    rounds: int  # boosting rounds actually run (best iteration + patience, at most the cap)
+    rounds: int  # boosting rounds the selection fit ran (best iteration + patience, capped)
+    estimator: str = "lightgbm"  # what was registered: lightgbm, or logistic (weak booster)
+    weak: str | None = None  # why the booster was judged to have learned nothing
+    refit_rounds: int = 0  # of the registered booster
+    drift: DriftReport | None = None
+    registered: str = ""  # what was registered, in words
 
 
 @dataclass
@@ -121,7 +160,8 @@ def split(frame: pd.DataFrame, cfg: TrainConfig) -> Splits:
 
 
 def vocabularies(frame: pd.DataFrame, names: Sequence[str] = R.CATEGORICAL) -> dict[str, list[str]]:
-    """Known values of each categorical feature, most frequent first (from the fit rows)."""
+    """Known values of each categorical feature, most frequent first (from every training row:
+    no label is read, and a value that only appears lately must not become "unknown")."""
     out = {}
     for name in names:
         counts = frame[name].astype(object).dropna().value_counts()
@@ -129,155 +169,12 @@ def vocabularies(frame: pd.DataFrame, names: Sequence[str] = R.CATEGORICAL) -> d
     return out
 
 
-def lgb_params(cfg: TrainConfig) -> dict[str, object]:
-    """LightGBM parameters of a training run (the benchmark's bare fit uses the same)."""
-    return {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "learning_rate": cfg.learning_rate,
-        "num_leaves": cfg.num_leaves,
-        "min_data_in_leaf": cfg.min_data_in_leaf,
-        "feature_fraction": cfg.feature_fraction,
-        "bagging_fraction": cfg.bagging_fraction,
-        "bagging_freq": 1,
-        "lambda_l2": cfg.lambda_l2,
-        "seed": cfg.seed,
-        "num_threads": cfg.num_threads,
-        "deterministic": True,
-        "verbosity": -1,
-    }
-
-
-def fit_booster(
-    scorer: LeadScorer,
-    fit: pd.DataFrame,
-    valid: pd.DataFrame,
-    cfg: TrainConfig,
-    matrices: tuple[np.ndarray, np.ndarray] | None = None,
-) -> lgb.Booster:
-    """Boost on the fit rows, early-stopped on the validation rows (matrices: pre-encoded)."""
-    x_fit, x_valid = matrices or (scorer.matrix_from_frame(fit), scorer.matrix_from_frame(valid))
-    categorical = list(range(len(scorer.numeric), len(scorer.feature_names)))
-    params = lgb_params(cfg)
-    train_set = lgb.Dataset(
-        x_fit,
-        fit["converted"].to_numpy(),
-        feature_name=scorer.feature_names,
-        categorical_feature=categorical,
-        free_raw_data=True,
-    )
-    y_valid = valid["converted"].to_numpy()
-    rows, weight = stopping_sample(y_valid, cfg.stopping_rows, cfg.seed)
-    valid_set = lgb.Dataset(x_valid[rows], y_valid[rows], weight=weight, reference=train_set)
-    return lgb.train(
-        params,
-        train_set,
-        num_boost_round=cfg.num_boost_round,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
-    )
-
-
-def stopping_sample(y: np.ndarray, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The validation rows that decide early stopping, and their weights.
-
-    Scoring a large validation slice every round made the fit 1.3-1.4x a bare LightGBM
-    fit (the budget is 1.2x). Above ``cap`` rows, every positive is kept and negatives
-    are sampled to fill the cap, each weighted by (negatives / sampled negatives), so
-    the weighted log loss estimates the whole slice's. On ~181,000 validation rows it
-    stopped at the same iteration as the whole slice (docs/benchmarks.md). Calibration
-    still uses the whole slice.
-    """
-    if len(y) <= cap:
-        return np.arange(len(y)), None
-    positives, negatives = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    k = max(cap - len(positives), cap // 2)  # (mostly positive slices: half negatives)
-    if k >= len(negatives):
-        return np.arange(len(y)), None
-    rng = np.random.default_rng(seed)
-    sampled = rng.choice(negatives, size=k, replace=False)
-    kept_positives = positives
-    if len(positives) + k > cap:  # more positives than the cap leaves room for
-        kept_positives = rng.choice(positives, size=cap - k, replace=False)
-    rows = np.sort(np.concatenate([kept_positives, sampled]))
-    weight = np.where(
-        y[rows] == 1, len(positives) / len(kept_positives), len(negatives) / k
-    ).astype(float)
-    return rows, weight
-
-
-def fit_calibration(y: np.ndarray, p: np.ndarray, cfg: TrainConfig) -> Calibration:
-    """Calibrate on the validation slice when asked, or (auto) when its ECE is too high."""
-    method = cfg.calibration
-    if method == "auto":
-        if E.expected_calibration_error(y, p) <= cfg.calibration_ece_tolerance:
-            return Calibration("none")
-        method = "isotonic" if y.sum() >= 200 else "platt"
-    if method == "isotonic":
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
-        return Calibration(
-            "isotonic", tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_))
-        )
-    if method == "platt":
-        clipped = np.clip(p, 1e-7, 1 - 1e-7)
-        logit = np.log(clipped / (1 - clipped)).reshape(-1, 1)
-        lr = LogisticRegression(C=1e6).fit(logit, y)
-        return Calibration("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
-    return Calibration("none")
-
-
-def logistic_baseline(
-    fit: pd.DataFrame,
-    numeric: Sequence[str] = R.NUMERIC,
-    categorical: Sequence[str] = R.CATEGORICAL,
-    target: str = "converted",
-    min_frequency: int = 50,
-) -> Pipeline:
-    """A scikit-learn pipeline over the same features: impute, log-scale, standardise, one-hot."""
-    signed_log = FunctionTransformer(
-        lambda x: np.sign(x) * np.log1p(np.abs(x)), feature_names_out="one-to-one"
-    )
-    numeric_steps = make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-        signed_log,
-        StandardScaler(),
-    )
-    categorical_steps = make_pipeline(
-        SimpleImputer(strategy="constant", fill_value="(missing)"),
-        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=min_frequency),
-    )
-    pipe = Pipeline(
-        [
-            (
-                "features",
-                ColumnTransformer(
-                    [
-                        ("num", numeric_steps, list(numeric)),
-                        ("cat", categorical_steps, list(categorical)),
-                    ]
-                ),
-            ),
-            ("model", LogisticRegression(C=0.1, max_iter=3000)),
-        ]
-    )
-    pipe.fit(lr_input(fit, numeric, categorical), fit[target].to_numpy())
-    return pipe
-
-
-def lr_input(
-    frame: pd.DataFrame,
-    numeric: Sequence[str] = R.NUMERIC,
-    categorical: Sequence[str] = R.CATEGORICAL,
-) -> pd.DataFrame:
-    """The baseline's input: the feature columns, missing categories as "(missing)"."""
-    x = frame[[*numeric, *categorical]].copy()
-    for name in categorical:
-        x[name] = x[name].astype(object).where(x[name].notna(), "(missing)")
-    return x
-
-
 def importance_table(scorer: LeadScorer, x_sample: np.ndarray) -> pd.DataFrame:
-    gain = scorer.booster.feature_importance(importance_type="gain")
+    gain = (
+        scorer.booster.feature_importance(importance_type="gain")
+        if scorer.booster is not None
+        else np.full(len(scorer.feature_names), np.nan)
+    )
     shap = np.abs(scorer.contributions(x_sample)[:, :-1]).mean(axis=0)
     return pd.DataFrame(
         {
@@ -312,26 +209,39 @@ def train(
     clock.lap("snapshots")
     s = split(frame, cfg)
     logger.info("split: fit %d, validation %d, test %d rows", len(s.fit), len(s.valid), len(s.test))
-
-    scorer = LeadScorer(booster=None, vocabularies=vocabularies(s.fit), rules=rules)
-    x_fit, x_valid = scorer.matrix_from_frame(s.fit), scorer.matrix_from_frame(s.valid)
+    template = LeadScorer(booster=None, vocabularies=vocabularies(frame), rules=rules)
+    weight = recency_weights(_epoch(frame["as_of"]), cfg.recency_half_life)
+    parts = {
+        name: Part(
+            template.matrix_from_frame(rows),
+            rows["converted"].to_numpy(),
+            None if weight is None else weight[frame.index.get_indexer(rows.index)],
+        )
+        for name, rows in (("fit", s.fit), ("valid", s.valid), ("test", s.test))
+    }
+    drift = snapshot_drift(frame, s)
+    for line in drift.lines():
+        logger.debug("%s", line)
     clock.lap("encode")
-    scorer.booster = fit_booster(scorer, s.fit, s.valid, cfg, matrices=(x_fit, x_valid))
+    try:
+        fitted = fit_and_refit(
+            template, parts["fit"], parts["valid"], parts["test"], cfg.fit_config()
+        )
+    except WeakModelError as exc:
+        exc.drift = drift  # printed with the refusal
+        raise
     clock.lap("fit")
-    y_valid = s.valid["converted"].to_numpy()
-    scorer.calibration = fit_calibration(y_valid, scorer.raw_probability(x_valid), cfg)
+    scorer = fitted.final
 
-    clock.lap("calibration")
-    y = s.test["converted"].to_numpy()
-    x_test = scorer.matrix_from_frame(s.test)
-    p_model = scorer.predict(x_test)
-    logreg = logistic_baseline(s.fit)
-    p_logreg = logreg.predict_proba(lr_input(s.test))[:, 1]
+    y = parts["test"].y
+    x_test = parts["test"].x
+    p_model = fitted.selection.predict(x_test)
+    p_logreg = fitted.linear.predict(x_test)
     points_test, mql = rule_points(rules, store, s.test)
     points_valid, _ = rule_points(rules, store, s.valid)
     # The points as a probability (for log loss, Brier, ECE): isotonic map fitted on validation.
     points_to_p = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
-        points_valid, y_valid
+        points_valid, parts["valid"].y
     )
     p_rules = points_to_p.predict(points_test)
     clock.lap("baselines")
@@ -339,6 +249,7 @@ def train(
     results = {
         "model": E.metrics(y, p_model, p_model, E.select_top(p_model, share)),
         "logistic_regression": E.metrics(y, p_logreg, p_logreg, E.select_top(p_logreg, share)),
+        **refit_row(fitted, y, share),
         "rules": E.metrics(y, points_test, p_rules, mql),
     }
     truth_auc = None
@@ -346,19 +257,27 @@ def train(
     if episodes is not None:
         latent = latent_propensity(episodes, s.test["account_id"], s.test["as_of"])
         truth_auc = float(roc_auc_score(y, latent))
-    table = E.comparison_table(results)
+    fits = fit_notes(fitted, len(s.fit), "snapshots")
+    table = E.comparison_table(results, fits)
     rng = np.random.default_rng(cfg.seed)
     sample = x_test[rng.choice(len(x_test), size=min(20_000, len(x_test)), replace=False)]
     importance = importance_table(scorer, sample)
+    best_iteration = int(fitted.selection.booster.best_iteration)  # type: ignore[union-attr]
     scorer.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-        "training_window": [str(s.fit["as_of"].min()), str(s.valid["as_of"].max())],
+        "training_window": [str(frame["as_of"].min()), str(frame["as_of"].max())],
         "test_window": [str(s.test["as_of"].min()), str(s.test["as_of"].max())],
         "horizon_days": cfg.horizon_days,
-        "best_iteration": scorer.booster.best_iteration,
+        "best_iteration": best_iteration,
+        "estimator": scorer.estimator,
+        "refit": {"rows": fitted.refit_rows, "rounds": fitted.rounds},
+        "weak": fitted.weak,
+        "validation_roc_auc": fitted.valid_auc,
         "holdout_metrics": {k: round(v, 6) for k, v in results["model"].items()},
+        "holdout_fit": fits["model"],
         "rules_holdout_metrics": {k: round(v, 6) for k, v in results["rules"].items()},
         "latent_truth_roc_auc": truth_auc,
+        "drift": {"rate_ratio": drift.rate_ratio, "calendar": drift.calendar},
         "data_source": str(data),
         "csv_format": {"sep": cfg.csv_sep, "encoding": cfg.csv_encoding},
         "kind": "touchpoint",
@@ -379,7 +298,8 @@ def train(
             f"fit {len(s.fit):,} | validation {len(s.valid):,} | test {len(s.test):,} rows. "
             f"Holdout ROC AUC {auc:.4f} (logistic regression "
             f"{results['logistic_regression']['roc_auc']:.4f}, points "
-            f"{results['rules']['roc_auc']:.4f}).",
+            f"{results['rules']['roc_auc']:.4f}). Registered: {fits['registered']}."
+            + (f" Weak booster: {fitted.weak}." if fitted.weak else ""),
         )
         log_params(
             {
@@ -389,12 +309,15 @@ def train(
                 "rows_fit": len(s.fit),
                 "rows_validation": len(s.valid),
                 "rows_test": len(s.test),
-                "best_iteration": scorer.booster.best_iteration,
+                "rows_refit": fitted.refit_rows,
+                "rounds_refit": fitted.rounds,
+                "estimator": scorer.estimator,
+                "best_iteration": best_iteration,
                 "calibration_method": scorer.calibration.method,
             }
         )
         log_comparison(
-            out, results, table, y, (p_model, p_logreg, points_test), p_rules, importance
+            out, results, table, y, (p_model, p_logreg, points_test), p_rules, importance, drift
         )
         if truth_auc is not None:
             mlflow.log_metric("latent_truth_roc_auc", truth_auc)
@@ -420,7 +343,7 @@ def train(
             # on a million rows costs a minute; the digest hashes leading rows anyway.
             # The true row counts are the run's rows_* parameters.
             mlflow.data.from_pandas(
-                s.outer.train.head(DATASET_SAMPLE_ROWS),
+                frame.head(DATASET_SAMPLE_ROWS),
                 source=source,
                 targets="converted",
                 name="training-snapshots",
@@ -428,9 +351,11 @@ def train(
             context="training",
         )
         example = s.test[list(R.FEATURE_NAMES)].head(5).copy()
-        for name in R.CATEGORICAL:
-            example[name] = example[name].astype(object).where(example[name].notna(), None)
-        version = register_challenger(scorer, out / "scorer", example, cfg.model_name)
+        for feature in R.CATEGORICAL:
+            example[feature] = example[feature].astype(object).where(example[feature].notna(), None)
+        version = register_challenger(
+            scorer, out / "scorer", example, cfg.model_name, weak=fitted.weak
+        )
         run_id = run.info.run_id
         clock.lap("logging")
         mlflow.log_metrics({f"seconds_{k}": v for k, v in clock.laps.items()})
@@ -439,14 +364,74 @@ def train(
         run_id=run_id,
         model_version=version,
         comparison=table,
-        best_iteration=scorer.booster.best_iteration,
+        best_iteration=best_iteration,
         calibration=scorer.calibration.method,
         latent_truth_auc=truth_auc,
-        rows={"fit": len(s.fit), "validation": len(s.valid), "test": len(s.test)},
+        rows={
+            "fit": len(s.fit),
+            "validation": len(s.valid),
+            "test": len(s.test),
+            "refit": fitted.refit_rows,
+        },
         seconds=dict(clock.laps),
         # LightGBM returns the booster cut at the best iteration; it ran `patience` more.
-        rounds=min(cfg.num_boost_round, scorer.booster.best_iteration + cfg.early_stopping_rounds),
+        rounds=min(cfg.num_boost_round, best_iteration + cfg.early_stopping_rounds),
+        estimator=scorer.estimator,
+        weak=fitted.weak,
+        refit_rounds=fitted.rounds,
+        drift=drift,
+        registered=fits["registered"],
     )
+
+
+def refit_row(fitted: Fitted, y: np.ndarray, share: float) -> dict[str, dict[str, float]]:
+    """The registered recipe refitted on fit + validation, on the test rows: how it ranks
+    (calibration figures n/a: its calibration is fitted on these rows)."""
+    if fitted.twin_test is None:
+        return {}
+    p = fitted.twin_test
+    return {"model_refit": E.metrics(y, p, None, E.select_top(p, share))}
+
+
+def fit_notes(fitted: Fitted, fit_rows: int, unit: str) -> dict[str, str]:
+    """Which fit each figure of the comparison comes from, and what was registered."""
+    final = fitted.final
+    if final.estimator == "logistic":
+        registered = f"the logistic regression, refit on all {fitted.refit_rows:,} {unit}"
+    else:
+        registered = (
+            f"LightGBM refit on all {fitted.refit_rows:,} {unit}, {fitted.rounds} rounds "
+            f"(chosen on validation, scaled to the rows)"
+        )
+    return {
+        "model": f"LightGBM fitted on the oldest {fit_rows:,} {unit} (early-stopped on validation)",
+        "logistic_regression": f"fitted on the oldest {fit_rows:,} {unit}",
+        "model_refit": "the registered recipe refit on fit + validation (never on test); "
+        "ranking only",
+        "rules": "the points matrix as it is (no fit)",
+        "points": "the points sheet (derived from the fit and validation rows, or yours)",
+        "registered": registered,
+    }
+
+
+def snapshot_drift(frame: pd.DataFrame, s: Splits) -> DriftReport:
+    """The drift report over the training snapshots (fit rows against the test rows)."""
+    fit, test = frame.index.isin(s.fit.index), frame.index.isin(s.test.index)
+    return drift_report(
+        frame,
+        frame["converted"].to_numpy(),
+        _epoch(frame["as_of"]),
+        frame["as_of"].dt.strftime("%Y-%m-%d").to_numpy(),
+        fit,
+        test,
+        R.NUMERIC,
+        R.CATEGORICAL,
+    )
+
+
+def _epoch(values: pd.Series) -> np.ndarray:
+    """Timestamps as seconds (whatever their resolution)."""
+    return np.asarray((values - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy())
 
 
 def log_comparison(
@@ -457,6 +442,7 @@ def log_comparison(
     scores: tuple[np.ndarray, np.ndarray, np.ndarray],
     points_as_p: np.ndarray,
     importance: pd.DataFrame,
+    drift: DriftReport | None = None,
 ) -> None:
     """The run's evaluation: each scorer's metrics, the plots and the comparison table
     (written under ``out`` for `mlflow.log_artifacts`). ``scores``: the model's and the
@@ -474,6 +460,9 @@ def log_comparison(
     (out / "comparison.md").write_text(E.table_markdown(table))
     (out / "comparison.html").write_text(table.to_html(float_format=lambda v: f"{v:.4f}"))
     importance.to_csv(out / "feature_importance.csv", index=False)
+    if drift is not None:
+        (out / "drift.md").write_text(drift.markdown(), encoding="utf-8")
+        drift.columns.to_csv(out / "drift.csv", index=False)
 
 
 class _Clock:

@@ -25,6 +25,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.model.linear import LinearModel
 from features.pipeline.kernel import FeatureBlock
 from features.pipeline.registry import CATEGORICAL, NUMERIC
 from features.points.matrix import RulesConfig, parse_rules, rules_yaml
@@ -32,11 +33,17 @@ from features.points.table_sheet import TableRules, load_table_rules, table_rule
 from features.table.spec import TableSpec
 
 BOOSTER_FILE = "booster.txt"
+LINEAR_FILE = "linear.json"
 SCORER_FILE = "scorer.json"
+#: the twin fitted without the holdout (see `LeadScorer.selection`)
+SELECTION_FOLDER = "selection"
 RULES_FILE = "rules.yaml"
 TABLE_RULES_FILE = "table_rules.yaml"
 #: what a model scores: touchpoint histories (a CRM export), or rows of a flat lead table
 Kind = Literal["touchpoint", "table"]
+#: how it scores them: gradient-boosted trees, or the logistic regression of
+#: `features.model.linear` (registered when the trees learned nothing)
+Estimator = Literal["lightgbm", "logistic"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def _threads(work: int) -> int:
 class LeadScorer:
     """A trained lead-scoring model and how to feed and read it."""
 
-    booster: lgb.Booster
+    booster: lgb.Booster | None
     vocabularies: dict[str, list[str]]  # categorical feature -> known values (code = index)
     calibration: Calibration = Calibration()
     rules: RulesConfig | None = None
@@ -79,6 +86,15 @@ class LeadScorer:
 
     numeric: tuple[str, ...] = NUMERIC
     categorical: tuple[str, ...] = CATEGORICAL
+    linear: LinearModel | None = None  # instead of the booster
+    #: the same recipe fitted without the holdout: the registered model is refitted on
+    #: every row, so its own figures on the holdout would be in-sample; `promote` judges
+    #: a challenger by this twin
+    selection: LeadScorer | None = None
+
+    @property
+    def estimator(self) -> Estimator:
+        return "logistic" if self.linear is not None else "lightgbm"
 
     @property
     def kind(self) -> Kind:
@@ -149,6 +165,9 @@ class LeadScorer:
     # --- outputs --------------------------------------------------------------------
 
     def raw_probability(self, x: np.ndarray) -> np.ndarray:
+        if self.linear is not None:
+            return self.linear.predict(x)
+        assert self.booster is not None
         return np.asarray(self.booster.predict(x, num_threads=_threads(len(x))), dtype=float)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -156,7 +175,11 @@ class LeadScorer:
         return self.calibration.apply(self.raw_probability(x))
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """TreeSHAP contributions in log-odds, (n, features + 1); the last column is the bias."""
+        """TreeSHAP contributions in log-odds, (n, features + 1); the last column is the bias
+        (for a logistic model: coefficient x standardised value, see features.model.linear)."""
+        if self.linear is not None:
+            return self.linear.contributions(x)
+        assert self.booster is not None
         return np.asarray(
             self.booster.predict(x, pred_contrib=True, num_threads=_threads(len(x) * 20)),
             dtype=float,
@@ -167,7 +190,12 @@ class LeadScorer:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(folder / BOOSTER_FILE))
+        if self.booster is not None:
+            self.booster.save_model(str(folder / BOOSTER_FILE))
+        if self.linear is not None:
+            (folder / LINEAR_FILE).write_text(json.dumps(self.linear.to_dict()))
+        if self.selection is not None:
+            self.selection.save(folder / SELECTION_FOLDER)
         state = {
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
@@ -204,8 +232,14 @@ class LeadScorer:
         )
         table_rules_path = folder / TABLE_RULES_FILE
         cal = state["calibration"]
-        return cls(
-            booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
+        booster_path, linear_path = folder / BOOSTER_FILE, folder / LINEAR_FILE
+        selection = folder / SELECTION_FOLDER
+        scorer = cls(
+            booster=lgb.Booster(model_file=str(booster_path)) if booster_path.exists() else None,
+            linear=LinearModel.from_dict(json.loads(linear_path.read_text()))
+            if linear_path.exists()
+            else None,
+            selection=cls.load(selection) if (selection / SCORER_FILE).exists() else None,
             vocabularies=state["vocabularies"],
             calibration=Calibration(
                 cal["method"], tuple(cal["x"]), tuple(cal["y"]), cal["a"], cal["b"]
@@ -216,3 +250,8 @@ class LeadScorer:
             numeric=tuple(state["numeric"]),
             categorical=tuple(state["categorical"]),
         )
+        if scorer.selection is not None:  # the twin reads and explains leads as its parent does
+            scorer.selection.metadata = scorer.metadata
+            scorer.selection.rules = scorer.rules
+            scorer.selection.table_rules = scorer.table_rules
+        return scorer

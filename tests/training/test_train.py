@@ -50,7 +50,8 @@ def first(crm_dir: Path, tracking: Path) -> TrainResult:
 
 def test_training_beats_the_points_and_is_calibrated(first: TrainResult) -> None:
     table = first.comparison
-    assert set(table.index) == {"model", "logistic_regression", "rules"}
+    assert set(table.index) == {"model", "logistic_regression", "model_refit", "rules"}
+    assert "oldest" in table.loc["model", "fitted_on"]  # which fit each figure comes from
     assert table.loc["model", "roc_auc"] > table.loc["rules", "roc_auc"] + 0.1
     assert table.loc["model", "pr_auc"] > table.loc["rules", "pr_auc"]
     assert table.loc["model", "ece"] < 0.01
@@ -59,6 +60,10 @@ def test_training_beats_the_points_and_is_calibrated(first: TrainResult) -> None
         and first.latent_truth_auc > table.loc["rules", "roc_auc"]
     )
     assert first.rows["fit"] > 0 and first.rows["validation"] > 0 and first.rows["test"] > 0
+    # the registered model is refitted on every snapshot, the newest included
+    assert first.rows["refit"] >= first.rows["fit"] + first.rows["validation"] + first.rows["test"]
+    assert first.estimator == "lightgbm" and first.weak is None
+    assert first.refit_rounds > first.best_iteration
 
 
 def test_the_run_holds_everything_needed_to_reproduce_and_judge_it(
@@ -209,7 +214,7 @@ def test_production_path_tracking_on_postgresql(
 def test_the_stopping_sample_keeps_every_positive_and_the_weighted_totals() -> None:
     """Early stopping reads a weighted sample of a large validation slice; its weighted
     counts equal the whole slice's, so the log loss it tracks estimates the slice's."""
-    from training.train import stopping_sample
+    from training.fitting import stopping_sample
 
     y = (np.random.default_rng(1).random(200_000) < 0.015).astype(int)
     rows, weight = stopping_sample(y, 50_000, seed=0)
