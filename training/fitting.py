@@ -236,11 +236,18 @@ class Fitted:
 
 
 def fit_and_refit(
-    template: LeadScorer, fit: Part, valid: Part, test: Part, cfg: FitConfig
+    template: LeadScorer,
+    fit: Part,
+    valid: Part,
+    test: Part,
+    cfg: FitConfig,
+    every_row: Part | None = None,
 ) -> Fitted:
     """Select, judge, and refit on every row (see the module's docstring).
 
-    Raises WeakModelError when neither estimator learned and `cfg.allow_weak` is off.
+    ``every_row``: the rows of the refit when they are more than fit + validation + test
+    (the snapshots in the purge gaps between them). Raises WeakModelError when neither
+    estimator learned and `cfg.allow_weak` is off.
     """
     booster = fit_booster(template, fit, valid, cfg)
     selection = replace(template, booster=booster)
@@ -251,7 +258,7 @@ def fit_and_refit(
         "logistic_regression": auc(valid.y, linear.raw_probability(valid.x)),
     }
     weak = weakness(booster, valid_auc["model"], cfg.min_valid_auc)
-    everything = join(fit, valid, test)
+    everything = every_row if every_row is not None else join(fit, valid, test)
     if weak is None or (cfg.allow_weak and valid_auc["logistic_regression"] < cfg.min_valid_auc):
         best = max(1, booster.best_iteration)
         twin = boost(

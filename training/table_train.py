@@ -292,7 +292,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     }
     fits = fit_notes(fitted, len(s.fit), "rows")
     table = E.comparison_table(results, fits)
-    importance = importance_table(scorer, x_test[:20_000])
+    importance = importance_table(scorer, x_test[:5_000])
     split_info: dict[str, object] = {
         "ordered_by": s.ordered_by or "stratified random",
         "rows_fit": len(s.fit),

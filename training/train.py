@@ -211,21 +211,23 @@ def train(
     logger.info("split: fit %d, validation %d, test %d rows", len(s.fit), len(s.valid), len(s.test))
     template = LeadScorer(booster=None, vocabularies=vocabularies(frame), rules=rules)
     weight = recency_weights(_epoch(frame["as_of"]), cfg.recency_half_life)
-    parts = {
-        name: Part(
-            template.matrix_from_frame(rows),
-            rows["converted"].to_numpy(),
-            None if weight is None else weight[frame.index.get_indexer(rows.index)],
-        )
-        for name, rows in (("fit", s.fit), ("valid", s.valid), ("test", s.test))
-    }
+    x_all, y_all = template.matrix_from_frame(frame), frame["converted"].to_numpy()
+    parts = {}  # each slice's rows of the one encoded matrix
+    for name, rows in (("fit", s.fit), ("valid", s.valid), ("test", s.test)):
+        at = frame.index.get_indexer(rows.index)
+        parts[name] = Part(x_all[at], y_all[at], None if weight is None else weight[at])
     drift = snapshot_drift(frame, s)
     for line in drift.lines():
         logger.debug("%s", line)
     clock.lap("encode")
     try:
         fitted = fit_and_refit(
-            template, parts["fit"], parts["valid"], parts["test"], cfg.fit_config()
+            template,
+            parts["fit"],
+            parts["valid"],
+            parts["test"],
+            cfg.fit_config(),
+            every_row=Part(x_all, y_all, weight),
         )
     except WeakModelError as exc:
         exc.drift = drift  # printed with the refusal
@@ -260,7 +262,8 @@ def train(
     fits = fit_notes(fitted, len(s.fit), "snapshots")
     table = E.comparison_table(results, fits)
     rng = np.random.default_rng(cfg.seed)
-    sample = x_test[rng.choice(len(x_test), size=min(20_000, len(x_test)), replace=False)]
+    # (mean |SHAP| settles long before 5,000 rows; TreeSHAP of a refit model is costly)
+    sample = x_test[rng.choice(len(x_test), size=min(5_000, len(x_test)), replace=False)]
     importance = importance_table(scorer, sample)
     best_iteration = int(fitted.selection.booster.best_iteration)  # type: ignore[union-attr]
     scorer.metadata = {
