@@ -3,8 +3,9 @@
 Each command parses its flags, builds a configuration, sets up logging and calls one
 function; tests call those functions, not the shell. The commands live by subject:
 `leadscore/data.py` (generate, validate, build-dataset), `leadscore/models.py` (train,
-evaluate, promote), `leadscore/scoring.py` (score, serve), `leadscore/rules.py` (rules
-suggest, rules evaluate). Each imports what it needs when it runs, so `leadscore
+evaluate, promote), `leadscore/scoring.py` (score, serve), `leadscore/store.py` (db
+upgrade, load, rescore: the live lead store), `leadscore/rules.py` (rules suggest,
+rules evaluate). Each imports what it needs when it runs, so `leadscore
 validate` does not pay for importing MLflow. User mistakes end with a plain message
 and exit code 2, never a stack trace (`leadscore/inputs.py`).
 """
@@ -16,7 +17,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from leadscore import data, models, rules, scoring
+from leadscore import data, models, rules, scoring, store
 from leadscore.inputs import EXIT_USAGE, UserError
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for group in (data, scoring, models, rules):
+    for group in (data, scoring, store, models, rules):
         group.add_commands(sub)
     return parser
 
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugins' set-up is noise
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 from leadscore.inputs import (
+    DATA_HELP,
     EXIT_OK,
     EXIT_REFUSED,
     UserError,
     add_csv_options,
     csv_format,
+    data_source,
     date,
     positive_int,
 )
@@ -89,14 +91,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     val = sub.add_parser("validate", help="check a CRM export folder against the data contract")
     val.add_argument(
         "folder",
-        type=Path,
-        help="folder with accounts, contacts, touchpoints, opportunities (.csv or .parquet)",
+        type=data_source,
+        help="folder with accounts, contacts, touchpoints, opportunities (.csv or .parquet), "
+        "or a lead store's database URL",
     )
     val.add_argument("--json", action="store_true", help="print the report as JSON")
     add_csv_options(val)
     val.set_defaults(func=cmd_validate)
     ds = sub.add_parser("build-dataset", help="build point-in-time training snapshots")
-    ds.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    ds.add_argument("--data", required=True, type=data_source, help=DATA_HELP)
     add_csv_options(ds)
     ds.add_argument("--out", required=True, type=Path, help="Parquet file to write")
     ds.add_argument(

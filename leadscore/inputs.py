@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from features.points.matrix import RulesConfig
 
 EXIT_OK = 0
+DATA_HELP = "CRM export folder, or the lead store's URL (e.g. sqlite:///leadscore.db)"
 EXIT_REFUSED = 1  # the command ran and its answer is "no" (validate refused the load)
 EXIT_USAGE = 2  # the user's input cannot be used
 
@@ -43,6 +44,14 @@ def timestamp(text: str) -> str:
             f"expected an ISO 8601 timestamp such as 2025-03-02T10:00:00Z, got {text!r}"
         ) from exc
     return text
+
+
+def data_source(text: str) -> str | Path:
+    """--data: an export folder, or the live lead store's URL (`sqlite:///leadscore.db`,
+    `postgresql://...`), kept as text (a Path would fold its `//`)."""
+    from features.crm.database import is_database_url
+
+    return text if is_database_url(text) else Path(text)
 
 
 def positive_int(text: str) -> int:
@@ -102,8 +111,9 @@ def csv_format(args: argparse.Namespace) -> CsvFormat:
     return CsvFormat(getattr(args, "sep", ","), getattr(args, "encoding", "utf-8"))
 
 
-def load_crm_or_fail(folder: Path, args: argparse.Namespace | None = None) -> CRM:
-    """The export at ``folder`` (CSV options from ``args``), or a `UserError` with the report."""
+def load_crm_or_fail(folder: str | Path, args: argparse.Namespace | None = None) -> CRM:
+    """The export at ``folder`` (a folder or a lead store's URL; CSV options from
+    ``args``), or a `UserError` with the report."""
     from features.crm.load import load_crm
     from features.crm.validation import InvalidCRMError
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from features.model.names import CHAMPION_URI, MODEL_NAME, TABLE_MODEL_NAME
 from leadscore.inputs import (
+    DATA_HELP,
     EXIT_OK,
     EXIT_REFUSED,
     UserError,
     add_csv_options,
+    data_source,
     load_crm_or_fail,
     positive_int,
 )
@@ -159,7 +161,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="train the model and register it as the challenger",
         description="Train on a CRM export (--data) or on a flat lead table (--table).",
     )
-    tr.add_argument("--data", type=Path, default=None, help="CRM export folder")
+    tr.add_argument("--data", type=data_source, default=None, help=DATA_HELP)
     add_csv_options(tr, "the CSV files of --data or --table")
     tr.add_argument(
         "--dataset",
@@ -227,7 +229,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     evl = sub.add_parser("evaluate", help="evaluate a registered model on a CRM export")
     evl.add_argument("--model", default=CHAMPION_URI, help="model URI")
-    evl.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    evl.add_argument("--data", required=True, type=data_source, help=DATA_HELP)
     add_csv_options(evl)
     evl.add_argument(
         "--horizon-days",
@@ -245,9 +247,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--force", action="store_true", help="promote the challenger regardless")
     pr.add_argument(
         "--data",
-        type=Path,
+        type=data_source,
         default=None,
-        help="CRM export (or lead table) for the comparison "
+        help="CRM export (folder or lead store URL, or a lead table) for the comparison "
         "(default: the challenger's training data)",
     )
     pr.add_argument(

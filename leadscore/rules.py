@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from leadscore.inputs import (
+    DATA_HELP,
     EXIT_OK,
     UserError,
     add_csv_options,
+    data_source,
     load_crm_or_fail,
     load_rules_or_fail,
     output_or_fail,
@@ -73,7 +75,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rules = sub.add_parser("rules", help="work with the points matrix")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     sug = rules_sub.add_parser("suggest", help="suggest point values from the CRM's outcomes")
-    sug.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    sug.add_argument("--data", required=True, type=data_source, help=DATA_HELP)
     add_csv_options(sug)
     sug.add_argument("--out", type=Path, default=None, help="YAML file to write (default: print)")
     sug.add_argument(
@@ -93,7 +95,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     sug.set_defaults(func=cmd_rules_suggest)
     ev = rules_sub.add_parser("evaluate", help="measure how well a points matrix ranks leads")
-    ev.add_argument("--data", required=True, type=Path, help="CRM export folder")
+    ev.add_argument("--data", required=True, type=data_source, help=DATA_HELP)
     add_csv_options(ev)
     ev.add_argument(
         "--rules", type=Path, default=None, help="the matrix (default: the shipped one)"

@@ -9,9 +9,11 @@ from typing import Any
 
 from features.model.names import CHAMPION_URI, TABLE_CHAMPION_URI
 from leadscore.inputs import (
+    DATA_HELP,
     EXIT_OK,
     UserError,
     add_csv_options,
+    data_source,
     load_crm_or_fail,
     load_model_or_fail,
     load_rules_or_fail,
@@ -94,6 +96,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # otherwise create an empty mlflow.db and answer 503 forever.
     _, info = load_model_or_fail(args.model)
     os.environ["LEADSCORE_MODEL_URI"] = args.model
+    # The live store: its schema must be the code's, or the server would fail on the
+    # first event instead of now. --no-store serves the stateless routes only.
+    if args.no_store:
+        os.environ["LEADSCORE_DATABASE_URL"] = ""
+    else:
+        from features.crm.database import absolute_url, safe_url
+        from leadscore.store import open_store
+
+        store = open_store(args)
+        os.environ["LEADSCORE_DATABASE_URL"] = absolute_url(store.url)
+        print(f"live store: {safe_url(store.url)}", flush=True)
+        store.dispose()
     version = f" version {info['version']}" if info["version"] else ""
     print(
         f"serving {args.model}{version} on http://{args.host}:{args.port} (docs at /docs)",
@@ -127,7 +141,7 @@ def _log_config() -> dict[str, Any]:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sc = sub.add_parser("score", help="score every eligible contact of a CRM export")
-    sc.add_argument("--data", type=Path, default=None, help="CRM export folder")
+    sc.add_argument("--data", type=data_source, default=None, help=DATA_HELP)
     sc.add_argument("--table", type=Path, default=None, help="or a lead table (CSV or Parquet)")
     add_csv_options(sc, "the CSV files of --data or --table")
     sc.add_argument("--out", required=True, type=Path, help="CSV file to write")
@@ -161,4 +175,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sv.add_argument("--port", type=positive_int, default=8000)
     sv.add_argument("--workers", type=positive_int, default=1)
     sv.add_argument("--model", default=CHAMPION_URI, help="model URI")
+    sv.add_argument(
+        "--database",
+        default=None,
+        help="the live lead store (default: LEADSCORE_DATABASE_URL, else sqlite:///leadscore.db)",
+    )
+    sv.add_argument(
+        "--no-store", action="store_true", help="no live store: only /v1/score and the model routes"
+    )
     sv.set_defaults(func=cmd_serve)

@@ -27,9 +27,13 @@ from serving.dependencies import SECURITY_SCHEME, open_access_warnings
 from serving.docs import add_offline_docs
 from serving.errors import request_validation_handler
 from serving.guard import Guard, Metrics
-from serving.routes import model, operations, scoring
-from serving.schemas import BatchRequest, ErrorBody, FieldError
+from serving.routes import live, model, operations, scoring
+from serving.schemas import BatchRequest, ErrorBody, EventsRequest, FieldError
 from serving.state import ModelHolder
+from serving.store.engine import Store
+from serving.store.reads import ExplainModels
+from serving.store.schedule import model_changed, rescore_schedule
+from serving.store.schema import SchemaError, require_current
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     holder = ModelHolder(settings.model_uri)
     metrics = Metrics()
+    store = Store(settings.database_url) if settings.database_url else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,11 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(holder.load)
         except Exception as exc:  # the app starts anyway; /readyz reports not ready
             logger.error("could not load the model %s: %s", holder.uri, exc)
-        poller = asyncio.create_task(_poll_alias(holder, settings.alias_poll_seconds))
+        if store is not None:
+            app.state.store_problem = await asyncio.to_thread(_store_problem, store)
+            if app.state.store_problem:
+                logger.error("live routes are off: %s", app.state.store_problem)
+        tasks = [asyncio.create_task(_poll_alias(app, settings.alias_poll_seconds))]
+        if store is not None and app.state.store_problem is None:
+            tasks.append(asyncio.create_task(rescore_schedule(app)))
         try:
             yield
         finally:
-            poller.cancel()
+            for task in tasks:
+                task.cancel()
+            if store is not None:
+                store.dispose()
 
     app = FastAPI(
         title="leadscore",
@@ -65,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = holder
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.store = store
+    app.state.store_problem = "the live store has not been checked yet" if store else None
+    app.state.explain_models = ExplainModels(lambda: holder.current)
     app.add_middleware(
         Guard,
         max_body_bytes=settings.max_body_bytes,
@@ -72,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
     )
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for router in (operations.router, scoring.router, model.router):
+    for router in (operations.router, scoring.router, live.router, model.router):
         app.include_router(router)
     add_offline_docs(app)
 
@@ -84,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             components = document.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
-            for extra in (BatchRequest, ErrorBody, FieldError):
+            for extra in (BatchRequest, ErrorBody, EventsRequest, FieldError):
                 schema = extra.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[extra.__name__] = schema
@@ -100,17 +117,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _poll_alias(holder: ModelHolder, seconds: float) -> None:
-    """Reload when the alias moves to another version (every `seconds`; 0 disables)."""
+async def _poll_alias(app: FastAPI, seconds: float) -> None:
+    """Reload when the alias moves to another version (every `seconds`; 0 disables),
+    then rescore the live store with the new champion."""
     if seconds <= 0:
         return
+    holder: ModelHolder = app.state.holder
     while True:
         await asyncio.sleep(seconds)
         try:
             if await asyncio.to_thread(holder.alias_moved):
                 await asyncio.to_thread(holder.load)
+                await model_changed(app)
         except Exception as exc:  # a registry hiccup must not take the API down
             logger.warning("alias check failed: %s", exc)
+
+
+def _store_problem(store: Store) -> str | None:
+    try:
+        require_current(store)
+    except SchemaError as exc:
+        return str(exc)
+    return None
 
 
 def app_from_env() -> FastAPI:

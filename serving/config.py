@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     #: all of them serve a new champion within this many seconds of a promotion.
     alias_poll_seconds: float = Field(default=5.0, ge=0)
 
+    #: the live lead store (events, ledger); empty: no store, only the stateless routes
+    database_url: str = "sqlite:///leadscore.db"
+    #: items per `POST /v1/events` call (all four lists together)
+    max_events: int = Field(default=5000, ge=1, le=100_000)
+    #: seconds between rescoring runs of every active lead (points decay, windows move);
+    #: 0: never (run `leadscore rescore` from cron instead). One run at a time across workers.
+    rescore_every_seconds: float = Field(default=6 * 3600, ge=0)
+
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:

@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request
 
 from serving.config import Settings
 from serving.state import LoadedModel, ModelHolder
+from serving.store.engine import Store
 
 API_KEY_HEADER = "X-API-Key"
 #: the OpenAPI security scheme (added to the document by the app: declaring it through
@@ -94,3 +95,29 @@ async def model_now(found: Annotated[ModelHolder, Depends(holder)]) -> LoadedMod
     if current is None:
         raise HTTPException(status_code=503, detail="no model is loaded yet; see /readyz")
     return current
+
+
+async def live_model(current: Annotated[LoadedModel, Depends(model_now)]) -> LoadedModel:
+    """The model, when it can score the live store's contacts (a touchpoint model)."""
+    if current.scorer.kind != "touchpoint":
+        raise HTTPException(
+            status_code=503,
+            detail="the served model scores lead tables; live scores need a touchpoint model "
+            "(LEADSCORE_MODEL_URI=models:/lead-scorer@champion)",
+        )
+    return current
+
+
+async def live_store(request: Request) -> Store:
+    """The live lead store, when it is configured and its schema is the code's."""
+    store: Store | None = request.app.state.store
+    if store is None:
+        raise HTTPException(
+            status_code=503,
+            detail="the live store is off (LEADSCORE_DATABASE_URL is empty); "
+            "POST /v1/score works without it",
+        )
+    problem: str | None = request.app.state.store_problem
+    if problem is not None:
+        raise HTTPException(status_code=503, detail=problem)
+    return store

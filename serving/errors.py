@@ -111,7 +111,8 @@ _ERROR_TEXT = {
     413: "the body is larger than the limit (LEADSCORE_MAX_BODY_BYTES)",
     415: "the body is not declared as JSON (Content-Type: application/json)",
     422: "invalid input: each error names its field (`loc`) and what was expected",
-    503: "no model is loaded (see /readyz)",
+    404: "no such contact or account in the live store",
+    503: "no model is loaded, or the live store is not ready (see /readyz)",
 }
 
 

@@ -203,6 +203,99 @@ class BatchRequest(_In):
     )
 
 
+class ContactEvent(Contact):
+    """A contact sent as an event: new (created_at required) or an update (send only the
+    fields that changed; an omitted field keeps its stored value, null clears it)."""
+
+    created_at: Timestamp | None = Field(  # type: ignore[assignment]
+        default=None, description="When the lead entered the CRM; required for a new contact."
+    )
+
+
+class TouchpointEvent(Touchpoint):
+    """A touchpoint sent as an event: its contact must be known (stored, or in the same
+    body). The id is the idempotency key: sent again, it is a duplicate."""
+
+    contact_id: str = Field(min_length=1, max_length=200, description="The contact it happened to.")
+
+
+class OpportunityEvent(Opportunity):
+    """A deal sent as an event: new (account_id, created_at and stage required) or an
+    update of the fields sent. Its stage only moves forward: open, then closed_won or
+    closed_lost (with closed_at)."""
+
+    account_id: str | None = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=200
+    )
+    created_at: Timestamp | None = None  # type: ignore[assignment]
+    stage: Stage | None = None
+
+
+EXAMPLE_EVENTS: dict[str, Any] = {
+    "touchpoints": [
+        {
+            "touchpoint_id": "T-2025-03-06-0001",
+            "contact_id": "C1",
+            "occurred_at": "2025-03-06T09:30:00Z",
+            "type": "demo_request",
+            "channel": "direct",
+            "topic": "product",
+        }
+    ]
+}
+
+
+class EventsRequest(_In):
+    """What happened in the CRM, in the data contract's field names (any subset of the four
+    tables). Ids are idempotency keys: a touchpoint sent again is a duplicate; an account
+    or contact with a known id is an update; an opportunity's stage only moves forward
+    (open to closed_won or closed_lost). Each item is checked on its own: a bad one is
+    `rejected` with its table, index, id and field, and leaves nothing behind."""
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [EXAMPLE_EVENTS]}
+    )
+
+    accounts: list[Account] = Field(default_factory=list)
+    contacts: list[ContactEvent] = Field(default_factory=list)
+    touchpoints: list[TouchpointEvent] = Field(default_factory=list)
+    opportunities: list[OpportunityEvent] = Field(default_factory=list)
+    as_of: Timestamp | None = Field(
+        default=None,
+        description="Score as of this moment (default: now). For replays and backfills.",
+    )
+
+
+class Rejected(BaseModel):
+    """An item that was not stored, and why: fix it and send it again."""
+
+    table: Literal["accounts", "contacts", "touchpoints", "opportunities"]
+    index: int = Field(description="position of the item in its list")
+    id: str | None = Field(description="the item's id, when it could be read")
+    field: str | None = Field(description="the field at fault (null: the item as a whole)")
+    msg: str = Field(description="what was expected")
+
+
+class Rescored(BaseModel):
+    """A contact whose score was recomputed after the events."""
+
+    contact_id: str
+    probability: float
+    points: float | None
+    grade: str | None
+    mql: bool | None
+    changed: bool = Field(description="the score differs from the last one (a ledger row)")
+
+
+class EventsResponse(BaseModel):
+    event_id: str = Field(description="this call's id, the ledger rows' trigger_id")
+    as_of: datetime
+    accepted: int = Field(description="items stored: new, or updates that changed something")
+    duplicates: int = Field(description="items already stored as sent (nothing changed)")
+    rejected: list[Rejected]
+    rescored: list[Rescored]
+
+
 class FieldError(BaseModel):
     """One mistake: where (`loc`, from the body down), what was expected, its kind."""
 
@@ -309,3 +402,69 @@ class FeatureImportanceItem(BaseModel):
 class FeatureImportance(BaseModel):
     model: ModelRef
     features: list[FeatureImportanceItem]
+
+
+class LedgerModel(BaseModel):
+    name: str
+    version: str
+
+
+class LedgerEntry(BaseModel):
+    """A score the service gave, as the ledger remembers it."""
+
+    score_id: int = Field(description="the ledger's order: a later score has a larger id")
+    scored_at: datetime = Field(description="when the service computed it")
+    as_of: datetime = Field(description="the moment it describes")
+    model: LedgerModel
+    probability: float
+    points: float | None
+    grade: str | None
+    mql: bool | None
+    trigger: Literal["event", "rescore", "model", "load"] = Field(
+        description="event: an intake call; rescore: time passed; model: a new champion; "
+        "load: the store was seeded"
+    )
+    trigger_id: str | None = Field(description="the intake call's event_id, or the run's id")
+    reasons: list[Reason]
+
+
+class History(BaseModel):
+    contact_id: str
+    entries: list[LedgerEntry]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class LeadListItem(BaseModel):
+    contact_id: str
+    account_id: str | None
+    probability: float
+    points: float | None
+    grade: str | None
+    mql: bool | None
+    open_deal: bool = Field(description="its account has a deal open: with sales already")
+    lead_source: str | None
+    as_of: datetime
+    scored_at: datetime
+    model_version: str
+
+
+class LeadList(BaseModel):
+    items: list[LeadListItem]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class AccountView(BaseModel):
+    """An account and its buying committee as scored now."""
+
+    account_id: str
+    industry: str | None
+    employees: int | None
+    annual_revenue: float | None
+    country: str | None
+    engaged_contacts_90d: int | None = Field(
+        description="contacts with a touchpoint in the 90 days before the newest score"
+    )
+    max_probability: float | None
+    mql_contacts: int
+    open_deal: bool
+    contacts: list[LeadListItem] = Field(description="every scored contact, best first")

@@ -20,6 +20,7 @@ from features.model.scorer import LeadScorer
 from features.pipeline.kernel import compute_features
 from features.pipeline.lead import LeadContext, lead_problems
 from features.pipeline.registry import label
+from features.pipeline.snapshots import eligibility
 from features.pipeline.store import EventStore, lead_rows, to_seconds
 from features.points.engine import score_rules
 from features.points.matrix import RulesConfig, load_rules
@@ -113,53 +114,163 @@ def _score_leads(
     rows = lead_rows(leads)
     sizes = [1 + len(lead.committee) for lead in leads]
     # Every contact of the store (each lead and its committee) at its lead's as_of.
-    contacts = np.arange(store.n_contacts)
     as_of = np.repeat([to_seconds(t) for t in as_of_dt], sizes)
-    scorer = model.scorer
-    block = compute_features(store, contacts, as_of)
-    x = scorer.matrix(block)
-    probability = scorer.predict(x)
-    x_leads = x[rows]
-    contributions = scorer.contributions(x_leads)[:, :-1] if reasons else None
-    rules: RulesConfig = scorer.rules or load_rules()
-    points = score_rules(rules, store, rows, as_of[rows])
-    engaged = block.column("account_engaged_contacts_90d")[rows]
-    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
-    out = []
+    seen = _ModelPass(store, as_of, model)
+    rollups: list[tuple[str, float] | None] = []
     for k, request in enumerate(requests):
         start = rows[k]
-        lead_reasons = (
-            _reasons(scorer, x_leads[k], contributions[k], reasons)
-            if contributions is not None
-            else []
-        )
-        account = None
-        if request.account is not None:
-            account = AccountRollup(
-                account_id=request.account.account_id,
-                engaged_contacts_90d=int(0 if np.isnan(engaged[k]) else engaged[k]),
-                max_probability=float(probability[start : start + sizes[k]].max()),
-            )
-        out.append(
-            ScoreResponse(
-                contact_id=request.contact.contact_id if request.contact else None,
-                as_of=as_of_dt[k],
-                probability=float(probability[start]),
-                model=ref,
-                rules=RulesResult(
-                    points=float(points.total[k]),
-                    fit_points=float(points.fit[k]),
-                    engagement_points=float(points.engagement[k]),
-                    mql=bool(points.mql[k]),
-                    threshold=rules.mql_threshold,
-                    grade=str(points.grade[k]),
-                    breakdown=[RuleLine(**line) for line in points.breakdown(k)],
-                ),
-                reasons=lead_reasons,
-                account=account,
+        rollups.append(
+            None
+            if request.account is None
+            else (
+                request.account.account_id,
+                float(seen.probability[start : start + sizes[k]].max()),
             )
         )
-    return out
+    return seen.answers(rows, as_of_dt, rollups, reasons)
+
+
+@dataclass(frozen=True)
+class ContactScore:
+    """One contact's score in the live store, with what the lists filter on."""
+
+    answer: ScoreResponse
+    account_id: str | None
+    lead_source: str | None
+    open_deal: bool  # its account (or itself) has a deal open: with sales already
+    features: np.ndarray  # the model's input row (what its reasons are computed from)
+
+
+def score_accounts(
+    accounts: Sequence[LeadContext], model: LoadedModel, reasons: int, as_of: dt.datetime
+) -> list[ContactScore]:
+    """Every contact of each account (a `LeadContext` whose committee is the rest of the
+    account), at one as_of, with the code `/v1/score` runs: how the live store rescores
+    after an event. A contact is scored from when it exists (created_at <= as_of).
+    With `reasons` 0 the answers carry none; `explain` makes them from `features` later."""
+    if not accounts:
+        return []
+    return score_store(EventStore.from_leads(accounts), model, reasons, as_of)
+
+
+def score_store(
+    store: EventStore,
+    model: LoadedModel,
+    reasons: int,
+    as_of: dt.datetime,
+    only: np.ndarray | None = None,
+) -> list[ContactScore]:
+    """The contacts of a store (those in `only`, or all) that exist at as_of, scored at
+    as_of; the account roll-up covers every existing contact of the account. Both doors'
+    stores work: the live store's units (`from_leads`) and a whole export (`from_crm`)."""
+    moment = to_seconds(as_of)
+    masks = eligibility(store, moment, active_days=None)
+    exists = masks["created"]
+    present = np.flatnonzero(exists)
+    seen = _ModelPass(store, np.full(store.n_contacts, moment, dtype=np.int64), model, present)
+    targets = present if only is None else np.asarray(only, dtype=np.int64)[exists[only]]
+    # the best probability among each account's existing contacts
+    best = np.full(store.n_accounts, -np.inf)
+    np.maximum.at(best, store.contact_account[present], seen.probability[present])
+    account_of = store.contact_account[targets]
+    ids = store.account_ids[account_of]  # None for a personal account
+    rollups: list[tuple[str, float] | None] = [
+        None if a is None else (str(a), float(best[i]))
+        for a, i in zip(ids, account_of, strict=True)
+    ]
+    answers = seen.answers(targets, [as_of] * len(targets), rollups, reasons)
+    return [
+        ContactScore(
+            answer=answer,
+            account_id=None if rollup is None else rollup[0],
+            lead_source=store.contact_lead_source[row],
+            open_deal=bool(masks["blocked"][row]),
+            features=seen.row(row),
+        )
+        for answer, rollup, row in zip(answers, rollups, targets, strict=True)
+    ]
+
+
+class _ModelPass:
+    """The model's view of the contacts of a store (all, or `contacts`): features and
+    probability, from which the answers of some of them are made."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        as_of: np.ndarray,
+        model: LoadedModel,
+        contacts: np.ndarray | None = None,
+    ) -> None:
+        self.store, self.as_of, self.model = store, as_of, model
+        contacts = np.arange(store.n_contacts) if contacts is None else contacts
+        self.position = np.full(store.n_contacts, -1, dtype=np.int64)
+        self.position[contacts] = np.arange(len(contacts))
+        self.block = compute_features(store, contacts, as_of[contacts])
+        self.x = model.scorer.matrix(self.block)
+        self.probability = np.full(store.n_contacts, np.nan)
+        self.probability[contacts] = model.scorer.predict(self.x)
+
+    def row(self, contact: int) -> np.ndarray:
+        return self.x[self.position[contact]]
+
+    def answers(
+        self,
+        rows: np.ndarray,
+        as_of: Sequence[dt.datetime],
+        rollups: Sequence[tuple[str, float] | None],
+        reasons: int,
+    ) -> list[ScoreResponse]:
+        """The answers of contacts `rows`: points, probability, reasons, account roll-up
+        (account id and the best probability of its committee) where there is one."""
+        scorer, store = self.model.scorer, self.store
+        at = self.position[rows]
+        x_rows = self.x[at]
+        contributions = scorer.contributions(x_rows)[:, :-1] if reasons and len(rows) else None
+        rules: RulesConfig = scorer.rules or load_rules()
+        points = score_rules(rules, store, rows, self.as_of[rows])
+        engaged = self.block.column("account_engaged_contacts_90d")[at]
+        model = self.model
+        ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
+        out = []
+        for k, row in enumerate(rows):
+            rollup = rollups[k]
+            out.append(
+                ScoreResponse(
+                    contact_id=store.contact_ids[row],
+                    as_of=as_of[k],
+                    probability=float(self.probability[row]),
+                    model=ref,
+                    rules=RulesResult(
+                        points=float(points.total[k]),
+                        fit_points=float(points.fit[k]),
+                        engagement_points=float(points.engagement[k]),
+                        mql=bool(points.mql[k]),
+                        threshold=rules.mql_threshold,
+                        grade=str(points.grade[k]),
+                        breakdown=[RuleLine(**line) for line in points.breakdown(k)],
+                    ),
+                    reasons=[]
+                    if contributions is None
+                    else _reasons(scorer, x_rows[k], contributions[k], reasons),
+                    account=None
+                    if rollup is None
+                    else AccountRollup(
+                        account_id=rollup[0],
+                        engaged_contacts_90d=int(0 if np.isnan(engaged[k]) else engaged[k]),
+                        max_probability=rollup[1],
+                    ),
+                )
+            )
+        return out
+
+
+def explain(scorer: LeadScorer, x: np.ndarray, k: int) -> list[list[Reason]]:
+    """The k largest contributions of each row of model inputs (as in every answer)."""
+    if len(x) == 0 or k == 0:
+        return [[] for _ in range(len(x))]
+    contributions = scorer.contributions(x)[:, :-1]
+    return [_reasons(scorer, x[i], contributions[i], k) for i in range(len(x))]
 
 
 def _score_table(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.crm.database import is_database_url
 from features.crm.load import CsvFormat, load_crm
 from features.model.names import MODEL_NAME
 from features.model.pyfunc import load_scorer
@@ -90,7 +91,7 @@ def promote(
             f"{metric} on the challenger's holdout ({where})",
         )  # fmt: skip
     source = data or challenger_scorer.metadata.get("data_source")
-    if source is None or not Path(source).is_dir():
+    if source is None or not (is_database_url(str(source)) or Path(source).is_dir()):
         raise ValueError(
             "no CRM export to compare on: pass --data DIR (the challenger's training "
             f"data {source!r} is not a folder here)"

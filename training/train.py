@@ -33,6 +33,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
+from features.crm.database import absolute_url, is_database_url, safe_url
 from features.crm.load import CRM, CsvFormat, load_crm
 from features.model.names import MODEL_NAME
 from features.model.scorer import LeadScorer
@@ -191,8 +192,12 @@ def train(
 ) -> TrainResult:
     """Build (or read) the training set, fit, compare, log to MLflow, register as challenger."""
     clock = _Clock()
-    data = Path(data).resolve()  # stored in the model: `promote` runs from any folder
+    # stored in the model (`promote` runs from any folder; a password never is)
+    database = is_database_url(str(data))
+    data = absolute_url(str(data)) if database else Path(data).resolve()
     crm = crm or load_crm(data, CsvFormat(cfg.csv_sep, cfg.csv_encoding))
+    if database:
+        data = safe_url(str(data))
     store = EventStore.from_crm(crm)
     rules = load_rules(cfg.rules_path)
     if dataset is not None:
@@ -255,7 +260,7 @@ def train(
         "rules": E.metrics(y, points_test, p_rules, mql),
     }
     truth_auc = None
-    episodes = load_episodes(data)
+    episodes = None if database else load_episodes(data)
     if episodes is not None:
         latent = latent_propensity(episodes, s.test["account_id"], s.test["as_of"])
         truth_auc = float(roc_auc_score(y, latent))
@@ -289,7 +294,7 @@ def train(
     clock.lap("evaluation")
 
     period = f"{frame['as_of'].min():%Y-%m}..{frame['as_of'].max():%Y-%m}"
-    name = f"{data.name}: {len(frame):,} snapshots {period}"
+    name = f"{'lead store' if database else Path(data).name}: {len(frame):,} snapshots {period}"
     with training_run(cfg.experiment, name) as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         auc = results["model"]["roc_auc"]

@@ -372,6 +372,7 @@ def _derive_from_titles(contacts: pd.DataFrame, report: ValidationReport) -> Non
     derived = parse_titles(contacts.loc[empty, "job_title"])
     for column in ("seniority", "department"):
         fill = contacts[column].isna()
+        report.derived[column] = fill.to_numpy(dtype=bool)
         contacts.loc[fill, column] = derived.loc[fill[fill].index, column]
         n_derived = int(fill.sum())
         n_unknown = int((contacts.loc[fill, column] == "unknown").sum())
@@ -489,19 +490,42 @@ def _record_date_ranges(parsed: Mapping[str, pd.DataFrame], report: ValidationRe
 # --- the doors --------------------------------------------------------------------
 
 
+def read_raw_database(url: str, report: ValidationReport) -> dict[str, pd.DataFrame]:
+    """The live lead store's four tables, as `read_raw_tables` gives a folder's."""
+    from features.crm.database import DatabaseReadError, read_database, safe_url
+
+    try:
+        raw = read_database(url)
+    except DatabaseReadError as exc:
+        report.add("error", "(database)", None, str(exc))
+        return {}
+    for name in raw:
+        report.tables[name] = TableSummary(name, f"{safe_url(url)} table {name}")
+    return raw
+
+
 def read_crm(
-    folder: str | Path, csv_format: CsvFormat = CsvFormat()
+    source: str | Path, csv_format: CsvFormat = CsvFormat()
 ) -> tuple[CRM | None, ValidationReport]:
-    """Read and check a CRM folder; never raises for bad data, the report says it all."""
-    folder = Path(folder)
-    report = ValidationReport(folder=str(folder))
-    raw = read_raw_tables(folder, report, csv_format)
+    """Read and check a CRM export: a folder, or the live lead store's database URL
+    (`sqlite:///leadscore.db`, `postgresql://...`). Never raises for bad data; the
+    report says it all."""
+    from features.crm.database import is_database_url, safe_url
+
+    if is_database_url(str(source)):
+        report = ValidationReport(folder=safe_url(str(source)))
+        raw = read_raw_database(str(source), report)
+    else:
+        folder = Path(source)
+        report = ValidationReport(folder=str(folder))
+        raw = read_raw_tables(folder, report, csv_format)
     crm = parse_tables(raw, report)
     return crm, report
 
 
 def load_crm(folder: str | Path, csv_format: CsvFormat = CsvFormat()) -> CRM:
-    """Load a CRM folder for use; raises `InvalidCRMError` when the load is refused."""
+    """Load a CRM export (folder or database URL) for use; raises `InvalidCRMError`
+    when the load is refused."""
     crm, report = read_crm(folder, csv_format)
     for warning in report.warnings:
         logger.warning("%s", warning)

@@ -105,6 +105,9 @@ class ValidationReport:
     #: rows whose value could not be parsed, per "table.column": already reported, so
     #: the not-empty check does not report them a second time.
     unreadable: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: contacts whose seniority / department were derived from the job title (row masks):
+    #: the live store keeps what the CRM sent, so a changed title is derived again
+    derived: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def errors(self) -> list[Problem]:

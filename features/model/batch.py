@@ -70,7 +70,8 @@ def model_table(
     table, _, contacts = rules_table(crm, config, as_of, store=store)
     block = compute_features(store, contacts, np.full(len(contacts), to_epoch(as_of)))
     x = scorer.matrix(block)
-    table.insert(2, "probability", scorer.predict(x).round(6))
+    # (full precision: the live store's scores are compared with these to 1e-9)
+    table.insert(2, "probability", scorer.predict(x))
     if reasons > 0:
         table.insert(3, "top_reasons", top_reasons(scorer, x, reasons))
     return table

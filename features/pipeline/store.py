@@ -253,8 +253,10 @@ class _Builder:
             self.a["cty"].append(_text(a.get("country")))
         first = len(self.c["id"])
         seen: set[Any] = set()  # a touchpoint id is the idempotency key: once per lead
+        index: dict[Any, int] = {}  # contact id -> contact index, for deals' primaries
         for k, (contact, touches) in enumerate([(lead.contact, lead.touchpoints), *lead.committee]):
             self._add_contact(contact, acc)
+            index.setdefault(contact.get("contact_id"), first + k)
             for touch in touches:
                 key = touch.get("touchpoint_id")
                 if key is not None:
@@ -276,10 +278,10 @@ class _Builder:
             self.o["acc"].append(
                 acc if account_id is not None and opp.get("account_id") == account_id else -1
             )
+            # The primary contact, when it is the lead or one of its committee (the
+            # export's door links every contact the same way).
             primary = opp.get("contact_id")
-            self.o["c"].append(
-                first if primary is not None and primary == lead.contact.get("contact_id") else -1
-            )
+            self.o["c"].append(-1 if primary is None else index.get(primary, -1))
             self.o["created"].append(to_seconds(opp.get("created_at")))
             stage = _OPP_STAGE_CODE.get(str(opp.get("stage", "open")).lower(), OPP_OPEN)
             closed = to_seconds(opp.get("closed_at"))

@@ -15,6 +15,7 @@ from serving.errors import error_responses
 from serving.guard import Metrics
 from serving.schemas import ModelRef
 from serving.state import ModelHolder
+from serving.store.schedule import model_changed
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -52,7 +53,7 @@ async def prometheus(request: Request) -> Response:
     dependencies=[Depends(require_admin)],
     responses=error_responses(401, 403, 503),
 )
-async def reload(found: Annotated[ModelHolder, Depends(holder)]) -> ModelRef:
+async def reload(request: Request, found: Annotated[ModelHolder, Depends(holder)]) -> ModelRef:
     """Load what the model URI points to now (e.g. after `leadscore promote`) and swap it in.
 
     This worker swaps at once; the other workers (and servers) follow within
@@ -65,4 +66,11 @@ async def reload(found: Annotated[ModelHolder, Depends(holder)]) -> ModelRef:
         raise HTTPException(
             status_code=503, detail="the model could not be loaded; see the server log"
         ) from None
+    task = asyncio.create_task(model_changed(request.app))  # the live store follows
+    background.add(task)
+    task.add_done_callback(background.discard)
     return ModelRef(name=loaded.name, version=loaded.version, alias=loaded.alias)
+
+
+#: tasks started by a request that outlive it (a reference keeps them from being collected)
+background: set[asyncio.Task[None]] = set()

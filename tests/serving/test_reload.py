@@ -98,7 +98,7 @@ def test_every_worker_serves_the_new_champion_within_seconds(
     env = {**os.environ, "LEADSCORE_ALIAS_POLL_SECONDS": "1"}
     leadscore = str(Path(sys.executable).parent / "leadscore")
     server = subprocess.Popen(
-        [leadscore, "serve", "--workers", "2", "--port", str(port)],
+        [leadscore, "serve", "--workers", "2", "--port", str(port), "--no-store"],
         cwd=champion["home"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -1,0 +1,99 @@
+"""The score ledger's tables, on the same SQLAlchemy metadata as the contract's.
+
+The contract's four tables are declared in `features.crm.database` (the loader reads
+them back as an export); what only the service writes is declared here: every score
+that changed (`scores`, append-only), each contact's latest (`current_scores`, what the
+lists read), leases that keep one rescoring run at a time across workers (`locks`), and
+the runs themselves (`rescore_runs`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
+
+from features.crm.database import metadata
+
+#: every score that changed, in order: what a CRM was told, when, and why
+scores = Table(
+    "scores",
+    metadata,
+    Column("score_id", Integer, primary_key=True, autoincrement=True),
+    Column("contact_id", String(200), nullable=False),
+    Column("account_id", String(200)),
+    Column("scored_us", BigInteger, nullable=False),
+    Column("as_of_us", BigInteger, nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("points", Float),
+    Column("grade", String(4)),
+    Column("mql", Boolean),
+    #: event (an intake call), rescore (time passed), model (a new champion), load
+    Column("trigger", String(20), nullable=False),
+    #: the intake call's event id, or the rescore run's id
+    Column("trigger_id", String(64)),
+    #: the whole answer, as `GET /v1/leads/{id}` returns it (reasons, every rule that fired)
+    Column("answer", Text, nullable=False),
+    #: the model's input row (float64 bytes): what the model saw, and what the reasons are
+    #: computed from when the row is first read (TreeSHAP costs ~1 ms a contact, more
+    #: than the rest of an event: an event rescoring a whole committee stores the
+    #: numbers at once and the reasons when someone asks)
+    Column("features", LargeBinary),
+    #: the answer holds its reasons (False: not computed yet)
+    Column("explained", Boolean, nullable=False),
+    Index("ix_scores_contact", "contact_id", "score_id"),
+)
+
+#: each contact's latest score (one row per contact; the list sales works from)
+current_scores = Table(
+    "current_scores",
+    metadata,
+    Column("contact_id", String(200), primary_key=True),
+    Column("account_id", String(200), index=True),
+    Column("score_id", Integer, nullable=False),
+    Column("scored_us", BigInteger, nullable=False),
+    Column("as_of_us", BigInteger, nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("points", Float),
+    Column("grade", String(4)),
+    Column("mql", Boolean),
+    Column("lead_source", String(100)),
+    #: the account (or the contact) has a deal open: already with sales, not a lead to work
+    Column("open_deal", Boolean, nullable=False),
+    Index("ix_current_probability", "probability", "contact_id"),
+)
+
+#: a lease per named job: one rescoring run at a time, whatever the number of workers
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+)
+
+rescore_runs = Table(
+    "rescore_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("started_us", BigInteger, nullable=False),
+    Column("finished_us", BigInteger),
+    Column("as_of_us", BigInteger, nullable=False),
+    #: schedule, command, model (after a champion change)
+    Column("reason", String(20), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("scored", Integer),
+    Column("changed", Integer),
+)
