@@ -83,7 +83,11 @@ def split(crm: CRM, cut: pd.Timestamp) -> tuple[dict[str, pd.DataFrame], list[Ev
     needed: dict[str, pd.Timestamp] = {}
     for event in events:
         account = event.record.get("account_id")
-        if account and event.table in ("contacts", "opportunities") and "created_at" in event.record:
+        if (
+            account
+            and event.table in ("contacts", "opportunities")
+            and "created_at" in event.record
+        ):
             needed[account] = min(needed.get(account, event.at), event.at)
     early = set(contacts.loc[contacts["created_at"] <= cut, "account_id"].dropna())
     early |= {d["account_id"] for d in deals_cut}

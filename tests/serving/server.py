@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import uvicorn
@@ -42,3 +42,62 @@ def running_server(app: FastAPI, ready_path: str = "/readyz", timeout: float = 6
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def served(
+    args: list[str], cwd: str, env: dict[str, str], timeout: float = 90
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """`leadscore serve ARGS` as a process of its own, on a free port; yields the base URL
+    and a function that kills it with SIGKILL and starts it again (same port)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "leadscore"), "serve", "--port", str(port), *args]
+    quiet = {"LEADSCORE_ALIAS_POLL_SECONDS": "0", "LEADSCORE_RESCORE_EVERY_SECONDS": "0"}
+    environment = {**os.environ, **quiet, **env}
+    process: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        process.append(
+            subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=environment,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if process[-1].poll() is not None:
+                raise RuntimeError(f"leadscore serve exited with {process[-1].returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not become ready in {timeout:g} s")
+            time.sleep(0.1)
+
+    def kill() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process[-1].pid, signal.SIGKILL)
+        process[-1].wait(30)
+
+    def restart() -> None:
+        kill()
+        start()
+
+    start()
+    try:
+        yield base, restart
+    finally:
+        kill()
