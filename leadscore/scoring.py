@@ -98,6 +98,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["LEADSCORE_MODEL_URI"] = args.model
     # The live store: its schema must be the code's, or the server would fail on the
     # first event instead of now. --no-store serves the stateless routes only.
+    mapping = os.environ.get("LEADSCORE_SEGMENT_MAPPING")
+    if mapping:
+        from serving.segment.translate import MappingError, load_mapping
+
+        try:
+            load_mapping(mapping)
+        except MappingError as exc:
+            raise UserError(str(exc)) from None
     if args.no_store:
         os.environ["LEADSCORE_DATABASE_URL"] = ""
     else:

@@ -27,8 +27,9 @@ from serving.dependencies import SECURITY_SCHEME, open_access_warnings
 from serving.docs import add_offline_docs
 from serving.errors import request_validation_handler
 from serving.guard import Guard, Metrics
-from serving.routes import live, model, operations, scoring
-from serving.schemas import BatchRequest, ErrorBody, EventsRequest, FieldError
+from serving.routes import live, model, operations, scoring, segment
+from serving.schemas import BatchRequest, ErrorBody, EventsRequest, FieldError, SegmentMessages
+from serving.segment.translate import MappingError, load_mapping
 from serving.state import ModelHolder
 from serving.store.engine import Store
 from serving.store.reads import ExplainModels
@@ -82,6 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.store_problem = "the live store has not been checked yet" if store else None
     app.state.explain_models = ExplainModels(lambda: holder.current)
+    try:
+        app.state.segment_mapping = load_mapping(settings.segment_mapping)
+        app.state.segment_problem = None
+    except MappingError as exc:  # the other routes work; this one says why it cannot
+        logger.error("%s", exc)
+        app.state.segment_mapping, app.state.segment_problem = None, str(exc)
     app.add_middleware(
         Guard,
         max_body_bytes=settings.max_body_bytes,
@@ -89,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
     )
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for router in (operations.router, scoring.router, live.router, model.router):
+    for router in (operations.router, scoring.router, live.router, segment.router, model.router):
         app.include_router(router)
     add_offline_docs(app)
 
@@ -101,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             components = document.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
-            for extra in (BatchRequest, ErrorBody, EventsRequest, FieldError):
+            for extra in (BatchRequest, ErrorBody, EventsRequest, FieldError, SegmentMessages):
                 schema = extra.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[extra.__name__] = schema

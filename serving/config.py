@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     #: seconds between rescoring runs of every active lead (points decay, windows move);
     #: 0: never (run `leadscore rescore` from cron instead). One run at a time across workers.
     rescore_every_seconds: float = Field(default=6 * 3600, ge=0)
+    #: YAML file mapping Segment event names and page paths to touchpoint types (over the
+    #: shipped defaults, serving/segment/mapping.yaml)
+    segment_mapping: str | None = None
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod

@@ -269,8 +269,8 @@ class EventsRequest(_In):
 class Rejected(BaseModel):
     """An item that was not stored, and why: fix it and send it again."""
 
-    table: Literal["accounts", "contacts", "touchpoints", "opportunities"]
-    index: int = Field(description="position of the item in its list")
+    table: Literal["accounts", "contacts", "touchpoints", "opportunities", "messages"]
+    index: int = Field(description="position of the item in its list (or of the Segment message)")
     id: str | None = Field(description="the item's id, when it could be read")
     field: str | None = Field(description="the field at fault (null: the item as a whole)")
     msg: str = Field(description="what was expected")
@@ -468,3 +468,43 @@ class AccountView(BaseModel):
     mql_contacts: int
     open_deal: bool
     contacts: list[LeadListItem] = Field(description="every scored contact, best first")
+
+
+EXAMPLE_SEGMENT: dict[str, Any] = {
+    "batch": [
+        {
+            "type": "identify",
+            "userId": "C1",
+            "messageId": "m-1",
+            "timestamp": "2025-03-02T10:00:00Z",
+            "traits": {"email": "ana@acme.example", "title": "VP Finance"},
+            "context": {"groupId": "A1"},
+        },
+        {
+            "type": "track",
+            "event": "Demo Requested",
+            "userId": "C1",
+            "messageId": "m-2",
+            "timestamp": "2025-03-06T09:30:00Z",
+        },
+        {
+            "type": "page",
+            "userId": "C1",
+            "messageId": "m-3",
+            "timestamp": "2025-03-06T09:28:00Z",
+            "properties": {"path": "/pricing"},
+        },
+    ]
+}
+
+
+class SegmentMessages(BaseModel):
+    """One Segment-spec message (identify, group, track, page) as a Webhooks destination
+    sends it, or `{"batch": [...]}` as the HTTP API's batch does. Each message is
+    translated by the mapping (LEADSCORE_SEGMENT_MAPPING) and checked on its own."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_SEGMENT]})
+
+    type: Literal["identify", "group", "track", "page"] | None = None
+    userId: str | None = None
+    batch: list[dict[str, Any]] | None = None

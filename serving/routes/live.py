@@ -40,7 +40,7 @@ from serving.state import LoadedModel
 from serving.store import reads
 from serving.store.engine import Store
 from serving.store.intake import from_us, parse_events, to_us
-from serving.store.live import apply_events, read_units, unit_of
+from serving.store.live import Applied, apply_events, read_units, unit_of
 
 router = APIRouter(tags=["live"], dependencies=[Depends(require_key)])
 
@@ -68,21 +68,6 @@ async def post_events(request: Request, store: StoreDep, model: ModelDep) -> Res
     def work() -> EventsResponse:
         events = parse_events(body, settings.max_events)
         applied = apply_events(store, events, model)
-        rescored = []
-        for r in applied.recorded:
-            answer = r.score.answer
-            rules = answer.rules
-            metrics.probability.observe(answer.probability)
-            rescored.append(
-                Rescored(
-                    contact_id=answer.contact_id or "",
-                    probability=answer.probability,
-                    points=None if rules is None else rules.points,
-                    grade=None if rules is None else rules.grade,
-                    mql=None if rules is None else rules.mql,
-                    changed=r.changed,
-                )
-            )
         outcome = applied.outcome
         return EventsResponse(
             event_id=applied.event_id,
@@ -93,7 +78,7 @@ async def post_events(request: Request, store: StoreDep, model: ModelDep) -> Res
                 Rejected(table=x.table, index=x.index, id=x.id, field=x.field, msg=x.msg)  # type: ignore[arg-type]
                 for x in sorted(outcome.rejected, key=lambda x: (x.table, x.index))
             ],
-            rescored=rescored,
+            rescored=rescored_of(applied, metrics),
         )
 
     try:
@@ -103,13 +88,24 @@ async def post_events(request: Request, store: StoreDep, model: ModelDep) -> Res
     return as_json(answer)
 
 
-class _QueryError(Exception):
-    def __init__(self, name: str, message: str) -> None:
-        self.name, self.message = name, message
-
-
-def _bad_query(exc: _QueryError) -> Response:
-    return unprocessable([field_error(("query", exc.name), exc.message, "value_error")])
+def rescored_of(applied: Applied, metrics: Metrics) -> list[Rescored]:
+    """The answer's `rescored`: every contact scored after the events."""
+    out = []
+    for r in applied.recorded:
+        answer = r.score.answer
+        rules = answer.rules
+        metrics.probability.observe(answer.probability)
+        out.append(
+            Rescored(
+                contact_id=answer.contact_id or "",
+                probability=answer.probability,
+                points=None if rules is None else rules.points,
+                grade=None if rules is None else rules.grade,
+                mql=None if rules is None else rules.mql,
+                changed=r.changed,
+            )
+        )
+    return out
 
 
 def _explainer(request: Request) -> reads.ExplainModels:
@@ -200,11 +196,8 @@ async def lead_history(
 ) -> Response:
     """Every score the lead was given, in ledger order (oldest first), with what
     triggered it: an event, a rescoring run, a new champion."""
-    try:
-        lo, hi = since, until
-        after = _history_cursor(cursor)
-    except _QueryError as exc:
-        return _bad_query(exc)
+    lo, hi = since, until
+    after = None if cursor is None else int(cursor)  # (the pattern allows digits only)
     reasons = request.app.state.settings.reasons
 
     def work() -> History | None:
@@ -245,10 +238,6 @@ async def lead_history(
     if found is None:
         raise HTTPException(status_code=404, detail=_NO_SCORE)
     return as_json(found)
-
-
-def _history_cursor(cursor: str | None) -> int | None:
-    return None if cursor is None else int(cursor)  # (the pattern allows digits only)
 
 
 Order = Literal["-probability", "probability", "-points", "points", "-as_of"]

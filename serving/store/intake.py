@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.crm.database import CONTRACT_COLUMNS, accounts, contacts, opportunities, touchpoints
-from features.crm.records import opportunity_problems
+from features.crm.records import opportunity_problems, parse_timestamp
 from serving.bodies import BodyError
 from serving.errors import field_error, pydantic_errors
 from serving.schemas import Account, ContactEvent, OpportunityEvent, TouchpointEvent
@@ -109,6 +109,12 @@ class Item:
     index: int
     id: str
     fields: dict[str, Any]
+    #: values the record takes only when it is new (e.g. a Segment message's moment as a
+    #: new contact's created_at), never over a stored value
+    defaults: dict[str, Any] = field(default_factory=dict)
+    #: fields not compared with a stored record of the same id (a touchpoint resent
+    #: without its own timestamp is the same touchpoint)
+    loose: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -122,9 +128,15 @@ class Events:
         return sum(map(len, self.items.values())) + len(self.rejected)
 
 
-def parse_events(body: bytes | Mapping[str, Any], limit: int) -> Events:
+def parse_events(
+    body: bytes | Mapping[str, Any],
+    limit: int,
+    defaults: Mapping[tuple[str, int], Mapping[str, Any]] | None = None,
+    loose: Mapping[tuple[str, int], set[str]] | None = None,
+) -> Events:
     """A body's items, each valid or rejected; a `BodyError` when the envelope is wrong
-    (not an object, an unknown key, a list that is not a list, more items than `limit`)."""
+    (not an object, an unknown key, a list that is not a list, more items than `limit`).
+    `defaults`: per (table, index), values an item takes only when it is new."""
     data = body if isinstance(body, Mapping) else _json(body)
     if not isinstance(data, Mapping):
         raise BodyError(
@@ -145,8 +157,6 @@ def parse_events(body: bytes | Mapping[str, Any], limit: int) -> Events:
             lists[table] = value
     as_of = None
     if data.get("as_of") is not None:
-        from features.crm.records import parse_timestamp
-
         try:
             as_of = parse_timestamp(data["as_of"])
         except ValueError as exc:
@@ -184,7 +194,12 @@ def parse_events(body: bytes | Mapping[str, Any], limit: int) -> Events:
             for name in TIME_FIELDS:
                 if isinstance(fields.get(name), dt.datetime):
                     fields[name] = to_us(fields[name])
-            items[table].append(Item(table, index, fields[ID[table]], fields))
+            extra = dict((defaults or {}).get((table, index), {}))
+            for name in TIME_FIELDS:
+                if isinstance(extra.get(name), str):
+                    extra[name] = to_us(parse_timestamp(extra[name]))
+            free = frozenset((loose or {}).get((table, index), ()))
+            items[table].append(Item(table, index, fields[ID[table]], fields, extra, free))
     return Events(items, rejected, as_of)
 
 
@@ -216,6 +231,16 @@ class Outcome:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     units: set[str] = field(default_factory=set)
+    #: (table, index) -> "accepted" or "duplicate" (rejected items are in `rejected`)
+    statuses: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def accept(self, item: Item) -> None:
+        self.accepted += 1
+        self.statuses[(item.table, item.index)] = "accepted"
+
+    def duplicate(self, item: Item) -> None:
+        self.duplicates += 1
+        self.statuses[(item.table, item.index)] = "duplicate"
 
 
 def rows_by_id(
@@ -326,17 +351,17 @@ class Ingest:
         current: dict[str, dict[str, Any]] = dict(stored)
         for item in items:
             old = current.get(item.id)
-            merged = {c: None for c in columns} if old is None else dict(old)
+            merged = {c: None for c in columns} | item.defaults if old is None else dict(old)
             merged.update(item.fields)
             problem = check(item, old, merged) if check is not None else None
             if problem is not None:
                 self._reject(item, *problem)
                 continue
             if old is not None and merged == old:
-                self.outcome.duplicates += 1
+                self.outcome.duplicate(item)
                 continue
             current[item.id] = merged
-            self.outcome.accepted += 1
+            self.outcome.accept(item)
         changed = {k: v for k, v in current.items() if stored.get(k) != v}
         new = [row for k, row in changed.items() if k not in stored]
         updated = [row for k, row in changed.items() if k in stored]
@@ -438,8 +463,8 @@ class Ingest:
             row: dict[str, Any] = {c: item.fields.get(c) for c in columns}
             before = stored.get(item.id) or fresh.get(item.id)
             if before is not None:
-                if before == row:
-                    self.outcome.duplicates += 1
+                if all(before[c] == row[c] for c in columns if c not in item.loose):
+                    self.outcome.duplicate(item)
                 else:
                     self._reject(item, "touchpoint_id", _TOUCHPOINT_CHANGED)
                 continue
@@ -450,7 +475,7 @@ class Ingest:
                 self._reject(item, "occurred_at", "is more than a day ahead of the server's clock")
                 continue
             fresh[item.id] = row
-            self.outcome.accepted += 1
+            self.outcome.accept(item)
             self.outcome.units.add(self._unit_of_contact(row["contact_id"]))
         if fresh:
             rows = [{**row, "received_us": self.now_us} for row in fresh.values()]
