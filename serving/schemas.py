@@ -503,8 +503,14 @@ class SegmentMessages(BaseModel):
     sends it, or `{"batch": [...]}` as the HTTP API's batch does. Each message is
     translated by the mapping (LEADSCORE_SEGMENT_MAPPING) and checked on its own."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_SEGMENT]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [EXAMPLE_SEGMENT],
+            "anyOf": [{"required": ["type"]}, {"required": ["batch"]}],
+        },
+    )
 
     type: Literal["identify", "group", "track", "page"] | None = None
-    userId: str | None = None
-    batch: list[dict[str, Any]] | None = None
+    userId: str | None = None  # (the spec's name)
+    batch: list[dict[str, Any]] = Field(default_factory=list)
