@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.crm.load import CRM
@@ -20,14 +21,32 @@ from features.crm.records import opportunity_problems
 
 
 @dataclass(frozen=True)
+class TouchColumns:
+    """The touchpoints of a lead and its committee as columns, for many at once (the
+    live store reads thousands per event batch; a dict per touchpoint was most of the
+    cost). `member` is 0 for the lead, k for the k-th committee member; `seconds` UTC
+    seconds since the epoch; ids are unique already (the store's primary key)."""
+
+    member: np.ndarray  # int64
+    seconds: np.ndarray  # int64
+    type: np.ndarray | Sequence[Any]
+    channel: np.ndarray | Sequence[Any]
+    topic: np.ndarray | Sequence[Any]
+
+
+@dataclass(frozen=True)
 class LeadContext:
-    """One lead and what is known around it (timestamps: ISO 8601 text or datetimes)."""
+    """One lead and what is known around it (timestamps: ISO 8601 text or datetimes).
+
+    Touchpoints come as dicts (`touchpoints` and the committee's lists, as the API
+    receives them) or, from the live store, as `touch_columns` (the lists are empty)."""
 
     contact: Mapping[str, Any]
     account: Mapping[str, Any] | None = None
     touchpoints: Sequence[Mapping[str, Any]] = ()
     committee: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]] = ()
     opportunities: Sequence[Mapping[str, Any]] = ()
+    touch_columns: TouchColumns | None = None
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

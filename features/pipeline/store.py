@@ -34,7 +34,7 @@ from features.crm.taxonomy import (
     TOUCHPOINT_TYPES,
 )
 from features.crm.titles import parse_title
-from features.pipeline.lead import LeadContext
+from features.pipeline.lead import LeadContext, TouchColumns
 
 NO_TIME: Final = np.iinfo(np.int64).max
 TYPE_CODE: Final = {t: i for i, t in enumerate(TOUCHPOINT_TYPES)}
@@ -239,6 +239,7 @@ class _Builder:
         self.a: dict[str, list[Any]] = {k: [] for k in ("id", "ind", "emp", "rev", "cty")}
         self.touches: list[Mapping[str, Any]] = []
         self.touch_contact: list[int] = []
+        self.columns: list[tuple[int, TouchColumns]] = []  # (first contact index, columns)
         self.o: dict[str, list[Any]] = {k: [] for k in ("acc", "c", "created", "closed", "stage")}
 
     def add_lead(self, lead: LeadContext) -> None:
@@ -265,6 +266,8 @@ class _Builder:
                     seen.add(key)
                 self.touches.append(touch)
                 self.touch_contact.append(first + k)
+        if lead.touch_columns is not None:
+            self.columns.append((first, lead.touch_columns))
         account_id = lead.account.get("account_id") if lead.account is not None else None
         deals: set[Any] = set()
         for opp in lead.opportunities:
@@ -316,6 +319,14 @@ class _Builder:
         types = [t.get("type") for t in touches]
         channels = [t.get("channel") for t in touches]
         topics = [t.get("topic") for t in touches]
+        contact = [np.array(self.touch_contact, dtype=np.int64)]
+        times = [seconds_of([t.get("occurred_at") for t in touches])]
+        for first, block in self.columns:  # the live store's touchpoints, as columns
+            contact.append(first + np.asarray(block.member, dtype=np.int64))
+            times.append(np.asarray(block.seconds, dtype=np.int64))
+            types += list(block.type)
+            channels += list(block.channel)
+            topics += list(block.topic)
         type_code = {v: _lookup(TYPE_CODE, v, other) for v in set(types)}
         topic_code = {v: _lookup(_TOPIC_CODE, v, TOPIC_NONE) for v in set(topics)}
         distinct: dict[str, int] = {}  # channel text -> code, in order of appearance
@@ -324,8 +335,8 @@ class _Builder:
             for v in dict.fromkeys(channels)
         }
         return {
-            "c": np.array(self.touch_contact, dtype=np.int64),
-            "t": seconds_of([t.get("occurred_at") for t in touches]),
+            "c": np.concatenate(contact),
+            "t": np.concatenate(times),
             "type": np.array([type_code[v] for v in types], dtype=np.int64),
             "chan": np.array([channel_code[v] for v in channels], dtype=np.int64),
             "topic": np.array([topic_code[v] for v in topics], dtype=np.int64),

@@ -25,13 +25,14 @@ events and rescoring.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.crm.database import CONTRACT_COLUMNS, accounts, contacts, opportunities, touchpoints
@@ -243,17 +244,26 @@ class Outcome:
         self.statuses[(item.table, item.index)] = "duplicate"
 
 
+@functools.cache
+def select_in(table: Table, key: str, columns: tuple[str, ...]) -> Select[Any]:
+    """`SELECT columns FROM table WHERE key IN (:ids)`, built once: a statement built per
+    call costs more than the query (SQLAlchemy coerces every id of a literal IN list)."""
+    wanted = table.c[key].in_(bindparam("ids", expanding=True))
+    return select(*(table.c[c] for c in columns)).where(wanted)
+
+
 def rows_by_id(
     connection: Connection, table: Table, key: str, ids: Iterable[str], columns: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Stored rows of `table` whose `key` is one of `ids`, as dicts of `columns`."""
     wanted = sorted(set(ids))
     out: dict[str, dict[str, Any]] = {}
-    cols = [table.c[c] for c in columns]
+    names = tuple(columns)
+    statement = select_in(table, key, names)
+    at = names.index(key)
     for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        for row in connection.execute(select(*cols).where(table.c[key].in_(chunk))).mappings():
-            out[row[key]] = dict(row)
+        for row in connection.execute(statement, {"ids": wanted[start : start + CHUNK]}).all():
+            out[row[at]] = dict(zip(names, row, strict=True))
     return out
 
 
@@ -479,16 +489,17 @@ class Ingest:
             self.outcome.units.add(self._unit_of_contact(row["contact_id"]))
         if fresh:
             rows = [{**row, "received_us": self.now_us} for row in fresh.values()]
-            self.connection.execute(_insert_new(self.store, touchpoints), rows)
+            self.connection.execute(_insert_new(self.store.dialect, touchpoints), rows)
 
 
 def _unit(account_id: str | None, contact_id: str) -> str:
     return account_key(account_id) if account_id else contact_key(contact_id)
 
 
-def _insert_new(store: Store, table: Table) -> Any:
+@functools.cache
+def _insert_new(dialect_name: str, table: Table) -> Any:
     """INSERT that leaves an existing row alone (a duplicate racing in from elsewhere)."""
-    dialect = postgresql if store.dialect == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 

@@ -16,21 +16,33 @@ ledger row exists exactly when the events that caused it are committed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
+import numpy as np
+from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.crm.database import CONTRACT_COLUMNS, accounts, contacts, opportunities, touchpoints
-from features.pipeline.lead import LeadContext
+from features.pipeline.lead import LeadContext, TouchColumns
 from serving.scoring import ContactScore, score_accounts
 from serving.state import LoadedModel
 from serving.store.engine import Store, now_us
-from serving.store.intake import CHUNK, Events, Ingest, Outcome, from_us, rows_by_id, to_us
+from serving.store.intake import (
+    CHUNK,
+    Events,
+    Ingest,
+    Outcome,
+    from_us,
+    rows_by_id,
+    select_in,
+    to_us,
+)
 from serving.store.tables import current_scores, scores
 
 TIMES: Final = ("created_at", "closed_at", "occurred_at")
@@ -47,18 +59,42 @@ class Recorded:
     changed: bool
 
 
-def _in(table: Table, column: str, values: Sequence[str]) -> Iterable[Any]:
-    """`column IN values`, a chunk at a time."""
-    for start in range(0, len(values), CHUNK):
-        yield table.c[column].in_(values[start : start + CHUNK])
+@functools.cache
+def _unit_queries() -> dict[str, Select[Any]]:
+    """The queries that read units back, built once (see `intake.select_in`)."""
+    names = CONTRACT_COLUMNS
+    lone = contacts.c.contact_id.in_(bindparam("ids", expanding=True))
+    deal = or_(
+        opportunities.c.account_id.in_(bindparam("accounts", expanding=True)),
+        opportunities.c.contact_id.in_(bindparam("contacts", expanding=True)),
+    )
+    return {
+        "accounts": select_in(accounts, "account_id", names["accounts"]),
+        "members": select_in(contacts, "account_id", names["contacts"]),
+        "lone": select(*(contacts.c[c] for c in names["contacts"])).where(
+            lone, contacts.c.account_id.is_(None)
+        ),
+        "touches": select_in(touchpoints, "contact_id", names["touchpoints"]).order_by(
+            touchpoints.c.occurred_at, touchpoints.c.touchpoint_id
+        ),
+        "deals": select(*(opportunities.c[c] for c in names["opportunities"])).where(deal),
+    }
 
 
-def _plain(row: Any, names: Sequence[str]) -> dict[str, Any]:
-    """A stored row as the API would have received it (timestamps as datetimes)."""
-    out = dict(zip(names, row, strict=True))
-    for name in TIMES:
-        if name in out and out[name] is not None:
-            out[name] = from_us(out[name])
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)] or [[]]
+
+
+def _dicts(rows: Iterable[Any], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows as the API would have received them (timestamps as datetimes)."""
+    times = [i for i, n in enumerate(names) if n in TIMES]
+    out = []
+    for row in rows.all() if hasattr(rows, "all") else rows:
+        values = list(row)
+        for i in times:
+            if values[i] is not None:
+                values[i] = from_us(values[i])
+        out.append(dict(zip(names, values, strict=True)))
     return out
 
 
@@ -67,77 +103,96 @@ def read_units(connection: Connection, units: Iterable[str]) -> list[LeadContext
     exists are left out: there is no one to score)."""
     account_ids = sorted(u[2:] for u in units if u.startswith("a:"))
     lone_ids = sorted(u[2:] for u in units if u.startswith("c:"))
-    names = {t: CONTRACT_COLUMNS[t] for t in CONTRACT_COLUMNS}
-    account_rows = {
-        a["account_id"]: a
-        for a in (
-            _plain(r, names["accounts"])
-            for clause in _in(accounts, "account_id", account_ids)
-            for r in connection.execute(
-                select(*(accounts.c[c] for c in names["accounts"])).where(clause)
-            )
-        )
-    }
+    q, names = _unit_queries(), CONTRACT_COLUMNS
+    account_rows: dict[str, dict[str, Any]] = {}
     people: list[dict[str, Any]] = []
-    contact_columns = [contacts.c[c] for c in names["contacts"]]
-    for clause in _in(contacts, "account_id", account_ids):
-        rows = connection.execute(select(*contact_columns).where(clause))
-        people += [_plain(r, names["contacts"]) for r in rows]
-    for clause in _in(contacts, "contact_id", lone_ids):
-        people += [
-            _plain(r, names["contacts"])
-            for r in connection.execute(
-                select(*contact_columns).where(clause, contacts.c.account_id.is_(None))
-            )
-        ]
+    for chunk in _chunks(account_ids):
+        if chunk:
+            for a in _dicts(connection.execute(q["accounts"], {"ids": chunk}), names["accounts"]):
+                account_rows[a["account_id"]] = a
+            people += _dicts(connection.execute(q["members"], {"ids": chunk}), names["contacts"])
+    for chunk in _chunks(lone_ids):
+        if chunk:
+            people += _dicts(connection.execute(q["lone"], {"ids": chunk}), names["contacts"])
     if not people:
         return []
     contact_ids = sorted({p["contact_id"] for p in people})
-    touches: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    touch_columns = [touchpoints.c[c] for c in names["touchpoints"]]
-    for clause in _in(touchpoints, "contact_id", contact_ids):
-        statement = select(*touch_columns).where(clause)
-        for r in connection.execute(
-            statement.order_by(touchpoints.c.occurred_at, touchpoints.c.touchpoint_id)
-        ):
-            touch = _plain(r, names["touchpoints"])
-            touches[touch["contact_id"]].append(touch)
+    rows: list[Any] = []  # (touchpoint_id, contact_id, occurred_at, type, channel, topic)
+    for chunk in _chunks(contact_ids):
+        # the driver's plain tuples (every column is text or a number: nothing to convert),
+        # thousands of rows per batch of events
+        result = connection.execute(q["touches"], {"ids": chunk})
+        rows += result.cursor.fetchall()
+        result.close()
     deals: dict[str, dict[str, Any]] = {}
-    opp_columns = [opportunities.c[c] for c in names["opportunities"]]
-    for chunk in (account_ids[i : i + CHUNK] for i in range(0, max(len(account_ids), 1), CHUNK)):
-        for people_chunk in (contact_ids[i : i + CHUNK] for i in range(0, len(contact_ids), CHUNK)):
-            where = or_(
-                opportunities.c.account_id.in_(chunk), opportunities.c.contact_id.in_(people_chunk)
+    for accounts_chunk in _chunks(account_ids):
+        for people_chunk in _chunks(contact_ids):
+            found = connection.execute(
+                q["deals"], {"accounts": accounts_chunk, "contacts": people_chunk}
             )
-            for r in connection.execute(select(*opp_columns).where(where)):
-                deal = _plain(r, names["opportunities"])
+            for deal in _dicts(found, names["opportunities"]):
                 deals[deal["opportunity_id"]] = deal
+
+    # units: an account's contacts (sorted by id, the first is the "lead"), or one contact
     by_account: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for person in sorted(people, key=lambda p: p["contact_id"]):
         by_account[person["account_id"]].append(person)
-    ordered_deals = sorted(deals.values(), key=lambda d: d["opportunity_id"])
-    contexts: list[LeadContext] = []
+    groups: list[tuple[str | None, list[dict[str, Any]]]] = []
     for account_id, members in by_account.items():
-        groups = [members] if account_id is not None else [[m] for m in members]
-        for group in groups:
-            ids = {m["contact_id"] for m in group}
-            related = [
-                d
-                for d in ordered_deals
-                if (account_id is not None and d["account_id"] == account_id)
-                or d["contact_id"] in ids
-            ]
-            lead, *committee = group
-            contexts.append(
-                LeadContext(
-                    contact=lead,
-                    account=account_rows.get(account_id) if account_id is not None else None,
-                    touchpoints=touches.get(lead["contact_id"], []),
-                    committee=[(m, touches.get(m["contact_id"], [])) for m in committee],
-                    opportunities=related,
-                )
+        if account_id is None:
+            groups += [(None, [m]) for m in members]
+        else:
+            groups.append((account_id, members))
+    where = {
+        m["contact_id"]: (g, k)
+        for g, (_, members) in enumerate(groups)
+        for k, m in enumerate(members)
+    }
+    columns = _touch_columns(rows, where, len(groups))
+    by_deal_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_deal_contact: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for deal in sorted(deals.values(), key=lambda d: d["opportunity_id"]):
+        by_deal_account[deal["account_id"]].append(deal)
+        if deal["contact_id"] is not None:
+            by_deal_contact[deal["contact_id"]].append(deal)
+    contexts: list[LeadContext] = []
+    for g, (account_id, members) in enumerate(groups):
+        related = {d["opportunity_id"]: d for d in by_deal_account.get(account_id or "", [])}
+        for m in members:
+            related.update(
+                (d["opportunity_id"], d) for d in by_deal_contact.get(m["contact_id"], [])
             )
+        lead, *committee = members
+        contexts.append(
+            LeadContext(
+                contact=lead,
+                account=account_rows.get(account_id) if account_id is not None else None,
+                committee=[(m, ()) for m in committee],
+                opportunities=sorted(related.values(), key=lambda d: d["opportunity_id"]),
+                touch_columns=columns[g],
+            )
+        )
     return contexts
+
+
+def _touch_columns(
+    rows: list[Any], where: dict[str, tuple[int, int]], n_groups: int
+) -> list[TouchColumns]:
+    """Each unit's touchpoints as columns, in the store's order (time, then id)."""
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return [TouchColumns(empty, empty, [], [], []) for _ in range(n_groups)]
+    _, contact, micro, kind, channel, topic = zip(*rows, strict=True)
+    placed = np.array([where[c] for c in contact], dtype=np.int64)
+    order = np.argsort(placed[:, 0], kind="stable")
+    group, member = placed[order, 0], placed[order, 1]
+    seconds = np.asarray(micro, dtype=np.int64)[order] // 1_000_000
+    kind_a, channel_a, topic_a = (np.array(v, dtype=object)[order] for v in (kind, channel, topic))
+    bounds = np.searchsorted(group, np.arange(n_groups + 1))
+    return [
+        TouchColumns(member[lo:hi], seconds[lo:hi], kind_a[lo:hi], channel_a[lo:hi], topic_a[lo:hi])
+        for lo, hi in itertools.pairwise(bounds)
+    ]
 
 
 def rescore_units(
@@ -243,25 +298,31 @@ def record(
                 {"v_contact_id": contact_id, **{"v_" + k: v for k, v in listed.items()}}
             )
     if ledger:
-        returned = connection.execute(
-            insert(scores).returning(scores.c.score_id, sort_by_parameter_order=True), ledger
-        )
+        statements = _ledger_statements(store.dialect)
+        returned = connection.execute(statements["append"], ledger)
         for row, (score_id,) in zip(fresh, returned, strict=True):
             row["score_id"] = score_id
-        dialect = postgresql if store.dialect == "postgresql" else sqlite
-        upsert = dialect.insert(current_scores)
-        updates = {c: upsert.excluded[c] for c in fresh[0] if c != "contact_id"}
-        connection.execute(
-            upsert.on_conflict_do_update(index_elements=["contact_id"], set_=updates), fresh
-        )
+        connection.execute(statements["current"], fresh)
     if relisted:
-        connection.execute(
-            update(current_scores)
-            .where(current_scores.c.contact_id == bindparam("v_contact_id"))
-            .values({k: bindparam("v_" + k) for k in _LISTED}),
-            relisted,
-        )
+        connection.execute(_ledger_statements(store.dialect)["relist"], relisted)
     return out
+
+
+@functools.cache
+def _ledger_statements(dialect_name: str) -> dict[str, Any]:
+    """The ledger's writes, built once per dialect."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    upsert = dialect.insert(current_scores)
+    columns = ("score_id", *_SCORE, *_LISTED, "scored_us", "as_of_us")
+    return {
+        "append": insert(scores).returning(scores.c.score_id, sort_by_parameter_order=True),
+        "current": upsert.on_conflict_do_update(
+            index_elements=["contact_id"], set_={c: upsert.excluded[c] for c in columns}
+        ),
+        "relist": update(current_scores)
+        .where(current_scores.c.contact_id == bindparam("v_contact_id"))
+        .values({k: bindparam("v_" + k) for k in _LISTED}),
+    }
 
 
 def unit_of(connection: Connection, contact_id: str) -> str | None:
