@@ -13,8 +13,10 @@ import datetime as dt
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pydantic_core
 
 from features.model.scorer import LeadScorer
 from features.pipeline.kernel import compute_features
@@ -27,7 +29,6 @@ from features.points.matrix import RulesConfig, load_rules
 from features.points.table_sheet import score_table_rules
 from features.table.cells import input_columns
 from serving.schemas import (
-    AccountRollup,
     ModelRef,
     Reason,
     RuleLine,
@@ -127,18 +128,40 @@ def _score_leads(
                 float(seen.probability[start : start + sizes[k]].max()),
             )
         )
-    return seen.answers(rows, as_of_dt, rollups, reasons)
+    return [
+        ScoreResponse.model_validate(answer)
+        for answer in seen.answers(rows, as_of_dt, rollups, reasons)
+    ]
 
 
 @dataclass(frozen=True)
 class ContactScore:
-    """One contact's score in the live store, with what the lists filter on."""
+    """One contact's score in the live store, with what the lists filter on.
 
-    answer: ScoreResponse
+    `answer` is the `ScoreResponse` as plain values (the ledger keeps thousands a run;
+    building each as a model cost more than scoring it)."""
+
+    answer: dict[str, Any]
     account_id: str | None
     lead_source: str | None
     open_deal: bool  # its account (or itself) has a deal open: with sales already
     features: np.ndarray  # the model's input row (what its reasons are computed from)
+
+    @property
+    def contact_id(self) -> str:
+        return str(self.answer["contact_id"])
+
+    @property
+    def probability(self) -> float:
+        return float(self.answer["probability"])
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        rules: dict[str, Any] = self.answer["rules"]
+        return rules
+
+    def json(self) -> bytes:
+        return pydantic_core.to_json(self.answer)
 
 
 def score_accounts(
@@ -220,9 +243,11 @@ class _ModelPass:
         as_of: Sequence[dt.datetime],
         rollups: Sequence[tuple[str, float] | None],
         reasons: int,
-    ) -> list[ScoreResponse]:
-        """The answers of contacts `rows`: points, probability, reasons, account roll-up
-        (account id and the best probability of its committee) where there is one."""
+    ) -> list[dict[str, Any]]:
+        """The answers of contacts `rows` in `ScoreResponse`'s shape, as plain values:
+        points, probability, reasons, account roll-up (account id and the best
+        probability of its committee) where there is one. `/v1/score` validates them
+        into its response model; the live store writes them as they are."""
         scorer, store = self.model.scorer, self.store
         at = self.position[rows]
         x_rows = self.x[at]
@@ -231,40 +256,42 @@ class _ModelPass:
         points = score_rules(rules, store, rows, self.as_of[rows])
         engaged = self.block.column("account_engaged_contacts_90d")[at]
         model = self.model
-        ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
-        # Our own numbers: built without validation (`model_construct`), which was most of
-        # the cost of rescoring a whole committee (a dozen rule lines a contact).
+        ref = {"name": model.name, "version": model.version, "alias": model.alias}
+        total, fit = points.total.tolist(), points.fit.tolist()
+        engagement, mql = points.engagement.tolist(), points.mql.tolist()
+        probability = self.probability[rows].tolist()
         out = []
-        for k, row in enumerate(rows):
+        for k, row in enumerate(rows.tolist()):
             rollup = rollups[k]
             out.append(
-                ScoreResponse.model_construct(
-                    contact_id=store.contact_ids[row],
-                    as_of=as_of[k],
-                    probability=float(self.probability[row]),
-                    model=ref,
-                    rules=RulesResult.model_construct(
-                        points=float(points.total[k]),
-                        fit_points=float(points.fit[k]),
-                        engagement_points=float(points.engagement[k]),
-                        mql=bool(points.mql[k]),
-                        threshold=rules.mql_threshold,
-                        grade=str(points.grade[k]),
-                        breakdown=[
-                            RuleLine.model_construct(**line) for line in points.breakdown(k)
-                        ],
-                    ),
-                    reasons=[]
+                {
+                    "contact_id": store.contact_ids[row],
+                    "as_of": as_of[k],
+                    "probability": probability[k],
+                    "model": ref,
+                    "rules": {
+                        "points": total[k],
+                        "fit_points": fit[k],
+                        "engagement_points": engagement[k],
+                        "mql": bool(mql[k]),
+                        "threshold": rules.mql_threshold,
+                        "grade": str(points.grade[k]),
+                        "breakdown": points.breakdown(k),
+                    },
+                    "reasons": []
                     if contributions is None
-                    else _reasons(scorer, x_rows[k], contributions[k], reasons),
-                    account=None
+                    else [
+                        r.model_dump()
+                        for r in _reasons(scorer, x_rows[k], contributions[k], reasons)
+                    ],
+                    "account": None
                     if rollup is None
-                    else AccountRollup.model_construct(
-                        account_id=rollup[0],
-                        engaged_contacts_90d=int(0 if np.isnan(engaged[k]) else engaged[k]),
-                        max_probability=rollup[1],
-                    ),
-                )
+                    else {
+                        "account_id": rollup[0],
+                        "engaged_contacts_90d": int(0 if np.isnan(engaged[k]) else engaged[k]),
+                        "max_probability": rollup[1],
+                    },
+                }
             )
         return out
 

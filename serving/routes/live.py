@@ -92,16 +92,15 @@ def rescored_of(applied: Applied, metrics: Metrics) -> list[Rescored]:
     """The answer's `rescored`: every contact scored after the events."""
     out = []
     for r in applied.recorded:
-        answer = r.score.answer
-        rules = answer.rules
-        metrics.probability.observe(answer.probability)
+        score, rules = r.score, r.score.rules
+        metrics.probability.observe(score.probability)
         out.append(
             Rescored(
-                contact_id=answer.contact_id or "",
-                probability=answer.probability,
-                points=None if rules is None else rules.points,
-                grade=None if rules is None else rules.grade,
-                mql=None if rules is None else rules.mql,
+                contact_id=score.contact_id,
+                probability=score.probability,
+                points=rules["points"],
+                grade=rules["grade"],
+                mql=rules["mql"],
                 changed=r.changed,
             )
         )
@@ -148,8 +147,8 @@ async def get_lead(
                 return "unknown"
             contexts = read_units(connection, [unit])
         for scored in score_accounts(contexts, model, reasons, moment):
-            if scored.answer.contact_id == contact_id:
-                return scored.answer
+            if scored.contact_id == contact_id:
+                return ScoreResponse.model_validate(scored.answer)
         return "not yet"
 
     if moment is None:

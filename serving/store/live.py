@@ -119,11 +119,7 @@ def read_units(connection: Connection, units: Iterable[str]) -> list[LeadContext
     contact_ids = sorted({p["contact_id"] for p in people})
     rows: list[Any] = []  # (touchpoint_id, contact_id, occurred_at, type, channel, topic)
     for chunk in _chunks(contact_ids):
-        # the driver's plain tuples (every column is text or a number: nothing to convert),
-        # thousands of rows per batch of events
-        result = connection.execute(q["touches"], {"ids": chunk})
-        rows += result.cursor.fetchall()
-        result.close()
+        rows += [tuple(r) for r in connection.execute(q["touches"], {"ids": chunk})]
     deals: dict[str, dict[str, Any]] = {}
     for accounts_chunk in _chunks(account_ids):
         for people_chunk in _chunks(contact_ids):
@@ -230,7 +226,7 @@ def record(
     out of the result."""
     if not scored:
         return []
-    ids = [s.answer.contact_id or "" for s in scored]
+    ids = [s.contact_id for s in scored]
     before = rows_by_id(
         connection,
         current_scores,
@@ -251,12 +247,12 @@ def record(
     fresh: list[dict[str, Any]] = []  # current rows of the ledger rows, in the same order
     relisted: list[dict[str, Any]] = []  # current rows whose list fields alone changed
     for s, contact_id in zip(scored, ids, strict=True):
-        answer, rules = s.answer, s.answer.rules
+        rules = s.rules
         score = {
-            "probability": answer.probability,
-            "points": None if rules is None else rules.points,
-            "grade": None if rules is None else rules.grade,
-            "mql": None if rules is None else rules.mql,
+            "probability": s.probability,
+            "points": rules["points"],
+            "grade": rules["grade"],
+            "mql": rules["mql"],
             "model_version": model.version,
         }
         listed = {
@@ -268,7 +264,7 @@ def record(
         changed = old is None or any(old[k] != v for k, v in score.items())
         out.append(Recorded(s, changed))
         if changed:
-            as_of_us = to_us(answer.as_of)
+            as_of_us = to_us(s.answer["as_of"])
             ledger.append(
                 {
                     "contact_id": contact_id,
@@ -279,9 +275,9 @@ def record(
                     "model_name": model.name,
                     "trigger": trigger,
                     "trigger_id": trigger_id,
-                    "answer": answer.model_dump_json(),
+                    "answer": s.json().decode(),
                     "features": s.features.astype("<f8").tobytes(),
-                    "explained": bool(answer.reasons),
+                    "explained": bool(s.answer["reasons"]),
                 }
             )
             fresh.append(

@@ -131,14 +131,12 @@ def rescore(
         progress(f"{len(targets):,} leads active in the {ACTIVE_DAYS} days before {as_of:%Y-%m-%d}")
         scored = score_store(events, model, 0, as_of, only=targets) if len(targets) else []
         changed = skipped = 0
-        trigger = "model" if reason == "model" else "rescore"
+        trigger = reason if reason in ("model", "load") else "rescore"
         for start in range(0, len(scored), CHUNK):
             chunk = scored[start : start + CHUNK]
             with store.write() as connection:
                 units = {
-                    account_key(s.account_id)
-                    if s.account_id
-                    else contact_key(s.answer.contact_id or "")
+                    account_key(s.account_id) if s.account_id else contact_key(s.contact_id)
                     for s in chunk
                 }
                 store.lock_accounts(connection, units)
@@ -178,6 +176,3 @@ def _active(store: Store, as_of: dt.datetime) -> tuple[EventStore, np.ndarray]:
     masks = eligibility(events, to_seconds(as_of), active_days=ACTIVE_DAYS)
     return events, np.flatnonzero(masks["created"] & masks["active"])
 
-
-def _unit(account_id: str | None, contact_id: str | None) -> str:
-    return account_key(account_id) if account_id else contact_key(contact_id or "")
