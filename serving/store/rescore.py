@@ -175,4 +175,3 @@ def _active(store: Store, as_of: dt.datetime) -> tuple[EventStore, np.ndarray]:
     events = EventStore.from_crm(crm)
     masks = eligibility(events, to_seconds(as_of), active_days=ACTIVE_DAYS)
     return events, np.flatnonzero(masks["created"] & masks["active"])
-
