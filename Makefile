@@ -34,12 +34,18 @@ demo: install
 	@# a re-run trains an identical challenger, which rightly does not replace the champion
 	cd $(DEMO_DIR) && ../$(BIN)/leadscore promote || true
 	cd $(DEMO_DIR) && ../$(BIN)/leadscore score --data crm --out scores.csv
+	@# the live lead store: seeded from the demo CRM and scored as of the data's end
+	cd $(DEMO_DIR) && ../$(BIN)/leadscore db upgrade
+	cd $(DEMO_DIR) && ../$(BIN)/leadscore load --data crm
 	$(BIN)/python -c 'import json; from serving.schemas import EXAMPLE_REQUEST as r; json.dump(r, open("$(DEMO_DIR)/request.json", "w"), indent=1)'
+	$(BIN)/python -c 'import csv, json; lead = next(csv.DictReader(open("$(DEMO_DIR)/scores.csv")))["contact_id"]; json.dump({"touchpoints": [{"touchpoint_id": "demo-request-1", "contact_id": lead, "occurred_at": "2025-12-31T23:59:00Z", "type": "demo_request", "channel": "direct", "topic": "product"}], "as_of": "2026-01-01T00:00:00Z"}, open("$(DEMO_DIR)/event.json", "w"), indent=1); open("$(DEMO_DIR)/lead.txt", "w").write(lead)'
 	@echo ""
-	@echo "demo: scores for every lead are in $(DEMO_DIR)/scores.csv"
+	@echo "demo: scores for every lead are in $(DEMO_DIR)/scores.csv; the live store is $(DEMO_DIR)/leadscore.db"
 	@echo "demo: MLflow UI: cd $(DEMO_DIR) && ../$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 	@echo "demo: the API starts now (Ctrl-C stops it). In another terminal:"
 	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/score -H 'content-type: application/json' -d @$(DEMO_DIR)/request.json"
+	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/events -H 'content-type: application/json' -d @$(DEMO_DIR)/event.json"
+	@echo "  curl -s http://127.0.0.1:$(DEMO_PORT)/v1/leads/$$(cat $(DEMO_DIR)/lead.txt)/history"
 	@echo "  open http://127.0.0.1:$(DEMO_PORT)/docs for the API and its examples"
 	cd $(DEMO_DIR) && ../$(BIN)/leadscore serve --port $(DEMO_PORT)
 

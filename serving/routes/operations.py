@@ -28,15 +28,21 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "no model loaded"}})
-async def readyz(found: Annotated[ModelHolder, Depends(holder)]) -> JSONResponse:
-    """Ready only with a model loaded."""
+async def readyz(request: Request, found: Annotated[ModelHolder, Depends(holder)]) -> JSONResponse:
+    """Ready only with a model loaded; says whether the live store can be used (`store`:
+    "ok", "off", or why not; `leadscore serve` refuses to start with a store it cannot
+    use, an app built otherwise answers 503 on the live routes)."""
     current = found.current
+    store = "off" if request.app.state.store is None else request.app.state.store_problem or "ok"
     if current is None:
-        return JSONResponse(status_code=503, content={"ready": False, "model_uri": found.uri})
+        return JSONResponse(
+            status_code=503, content={"ready": False, "model_uri": found.uri, "store": store}
+        )
     return JSONResponse(
         {
             "ready": True,
             "model": {"name": current.name, "version": current.version, "alias": current.alias},
+            "store": store,
         }
     )
 

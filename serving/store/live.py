@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.crm.database import CONTRACT_COLUMNS, accounts, contacts, opportunities, touchpoints
@@ -119,7 +119,7 @@ def read_units(connection: Connection, units: Iterable[str]) -> list[LeadContext
     contact_ids = sorted({p["contact_id"] for p in people})
     rows: list[Any] = []  # (touchpoint_id, contact_id, occurred_at, type, channel, topic)
     for chunk in _chunks(contact_ids):
-        rows += [tuple(r) for r in connection.execute(q["touches"], {"ids": chunk})]
+        rows += [tuple(r) for r in connection.execute(q["touches"], {"ids": chunk}).all()]
     deals: dict[str, dict[str, Any]] = {}
     for accounts_chunk in _chunks(account_ids):
         for people_chunk in _chunks(contact_ids):
@@ -178,12 +178,22 @@ def _touch_columns(
     if not rows:
         empty = np.empty(0, dtype=np.int64)
         return [TouchColumns(empty, empty, [], [], []) for _ in range(n_groups)]
-    _, contact, micro, kind, channel, topic = zip(*rows, strict=True)
-    placed = np.array([where[c] for c in contact], dtype=np.int64)
-    order = np.argsort(placed[:, 0], kind="stable")
-    group, member = placed[order, 0], placed[order, 1]
-    seconds = np.asarray(micro, dtype=np.int64)[order] // 1_000_000
-    kind_a, channel_a, topic_a = (np.array(v, dtype=object)[order] for v in (kind, channel, topic))
+    n = len(rows)
+    contact = [r[1] for r in rows]
+    unit = {c: g for c, (g, _) in where.items()}
+    place = {c: k for c, (_, k) in where.items()}
+    groups = np.fromiter(map(unit.__getitem__, contact), dtype=np.int64, count=n)
+    order = np.argsort(groups, kind="stable")
+    group = groups[order]
+    member = np.fromiter(map(place.__getitem__, contact), dtype=np.int64, count=n)[order]
+    seconds = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)[order] // 1_000_000
+
+    def column(i: int) -> np.ndarray:
+        out = np.empty(n, dtype=object)
+        out[:] = [r[i] for r in rows]
+        return out[order]
+
+    kind_a, channel_a, topic_a = column(3), column(4), column(5)
     bounds = np.searchsorted(group, np.arange(n_groups + 1))
     return [
         TouchColumns(member[lo:hi], seconds[lo:hi], kind_a[lo:hi], channel_a[lo:hi], topic_a[lo:hi])
@@ -295,9 +305,9 @@ def record(
             )
     if ledger:
         statements = _ledger_statements(store.dialect)
-        returned = connection.execute(statements["append"], ledger)
-        for row, (score_id,) in zip(fresh, returned, strict=True):
-            row["score_id"] = score_id
+        connection.execute(statements["append"], ledger)
+        # (each current row points to its contact's newest ledger row, found by the
+        # index: RETURNING the ids in order made the driver insert row by row)
         connection.execute(statements["current"], fresh)
     if relisted:
         connection.execute(_ledger_statements(store.dialect)["relist"], relisted)
@@ -308,10 +318,18 @@ def record(
 def _ledger_statements(dialect_name: str) -> dict[str, Any]:
     """The ledger's writes, built once per dialect."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    upsert = dialect.insert(current_scores)
+    newest = (
+        select(func.max(scores.c.score_id))
+        .where(scores.c.contact_id == bindparam("contact_id"))
+        .scalar_subquery()
+    )
+    upsert = dialect.insert(current_scores).values(
+        score_id=newest,
+        **{c: bindparam(c) for c in ("contact_id", *_SCORE, *_LISTED, "scored_us", "as_of_us")},
+    )
     columns = ("score_id", *_SCORE, *_LISTED, "scored_us", "as_of_us")
     return {
-        "append": insert(scores).returning(scores.c.score_id, sort_by_parameter_order=True),
+        "append": insert(scores),
         "current": upsert.on_conflict_do_update(
             index_elements=["contact_id"], set_={c: upsert.excluded[c] for c in columns}
         ),
