@@ -106,6 +106,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             load_mapping(mapping)
         except MappingError as exc:
             raise UserError(str(exc)) from None
+    connectors = os.environ.get("LEADSCORE_CONNECTORS")
+    if connectors:
+        from serving.connectors.config import ConnectorConfigError, load_connectors
+
+        try:
+            load_connectors(connectors)
+        except ConnectorConfigError as exc:
+            raise UserError(str(exc)) from None
+        os.environ["LEADSCORE_CONNECTORS"] = os.path.abspath(connectors)
     if args.no_store:
         os.environ["LEADSCORE_DATABASE_URL"] = ""
     else:

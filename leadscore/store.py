@@ -1,4 +1,5 @@
-"""Commands of the live lead store: `db upgrade`, `db status`, `load`, `rescore`.
+"""Commands of the live lead store: `db upgrade`, `db status`, `load`, `rescore`,
+`dispatch` (the webhook dispatcher as its own process).
 
 The store is `--database URL`, or LEADSCORE_DATABASE_URL, or `sqlite:///leadscore.db`
 in the current folder (the server's default too).
@@ -151,6 +152,52 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    """The outbox's dispatcher as its own process (the server's stays off with
+    LEADSCORE_DISPATCH=false); several may run against one PostgreSQL store."""
+    import signal
+    import threading
+
+    from serving.config import Settings, dispatch_settings
+    from serving.connectors.config import ConnectorConfigError, load_connectors, sync_connectors
+    from serving.connectors.registry import formats
+    from serving.webhooks.dispatch import Dispatcher, backlog
+
+    store = open_store(args)
+    settings = Settings()
+    try:
+        specs = load_connectors(settings.connectors)
+    except ConnectorConfigError as exc:
+        raise UserError(str(exc)) from None
+    if args.status:
+        counts = backlog(store)
+        print(", ".join(f"{n:,} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
+        return EXIT_OK
+    sync_connectors(store, specs)
+    dispatcher = Dispatcher(store, dispatch_settings(settings), formats())
+    if args.once:
+        total = 0
+        while True:
+            done = dispatcher.run_once()
+            total += done
+            if not done:
+                break
+        print(f"attempted {total:,} messages; outbox now: {backlog(store)}")
+        return EXIT_OK
+    stop = threading.Event()
+
+    def halt(*_: object) -> None:
+        stop.set()
+        dispatcher.wake.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, halt)
+    print(f"dispatching the outbox of {store!r} as {dispatcher.name} (Ctrl-C stops)", flush=True)
+    dispatcher.run(stop)
+    dispatcher.close()
+    return EXIT_OK
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def database(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -184,3 +231,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--model", default=CHAMPION_URI, help="model URI")
     rs.add_argument("--as-of", type=timestamp, default=None, help="scoring moment (default: now)")
     rs.set_defaults(func=cmd_rescore)
+
+    dp = sub.add_parser(
+        "dispatch", help="deliver webhooks and CRM write-backs (the outbox) as its own process"
+    )
+    database(dp)
+    dp.add_argument("--once", action="store_true", help="deliver what is due, then stop")
+    dp.add_argument("--status", action="store_true", help="print the outbox's counts by status")
+    dp.set_defaults(func=cmd_dispatch)

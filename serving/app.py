@@ -15,19 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
-from serving.config import Settings, get_settings
+from serving.config import Settings, dispatch_settings, get_settings
+from serving.connectors.config import load_connectors, sync_connectors
+from serving.connectors.registry import formats
 from serving.dependencies import SECURITY_SCHEME, open_access_warnings
 from serving.docs import add_offline_docs
 from serving.errors import request_validation_handler
 from serving.guard import Guard, Metrics
-from serving.routes import live, model, operations, scoring, segment
+from serving.routes import connectors as connectors_routes
+from serving.routes import live, model, operations, scoring, segment, webhooks
 from serving.schemas import BatchRequest, ErrorBody, EventsRequest, FieldError, SegmentMessages
 from serving.segment.translate import MappingError, load_mapping
 from serving.state import ModelHolder
@@ -35,6 +40,7 @@ from serving.store.engine import Store
 from serving.store.reads import ExplainModels
 from serving.store.schedule import model_changed, rescore_schedule
 from serving.store.schema import SchemaError, require_current
+from serving.webhooks.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     holder = ModelHolder(settings.model_uri)
     metrics = Metrics()
     store = Store(settings.database_url) if settings.database_url else None
+    connectors = load_connectors(settings.connectors)  # a bad file: refused here, with why
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,13 +66,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.store_problem:
                 logger.error("live routes are off: %s", app.state.store_problem)
         tasks = [asyncio.create_task(_poll_alias(app, settings.alias_poll_seconds))]
+        stop = threading.Event()
+        thread = None
         if store is not None and app.state.store_problem is None:
             tasks.append(asyncio.create_task(rescore_schedule(app)))
+            await asyncio.to_thread(sync_connectors, store, connectors)
+            if settings.dispatch:
+                dispatcher = Dispatcher(store, dispatch_settings(settings), formats())
+                app.state.dispatcher = dispatcher
+                thread = threading.Thread(
+                    target=dispatcher.run, args=(stop,), name="dispatch", daemon=True
+                )
+                thread.start()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
+            stop.set()
+            if thread is not None:
+                app.state.dispatcher.wake.set()
+                await asyncio.to_thread(thread.join, settings.webhook_timeout_seconds + 5)
+                app.state.dispatcher.close()
+            app.state.http_client.close()
             if store is not None:
                 store.dispose()
 
@@ -83,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.store_problem = "the live store has not been checked yet" if store else None
     app.state.explain_models = ExplainModels(lambda: holder.current)
+    app.state.connectors = {spec.name: spec for spec in connectors}
+    app.state.dispatcher = None
+    #: calls the connectors make while taking a CRM's event in (Bitrix24's crm.lead.get)
+    app.state.http_client = httpx.Client(timeout=settings.webhook_timeout_seconds)
     try:
         app.state.segment_mapping = load_mapping(settings.segment_mapping)
         app.state.segment_problem = None
@@ -96,7 +123,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
     )
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for router in (operations.router, scoring.router, live.router, segment.router, model.router):
+    for router in (
+        operations.router,
+        scoring.router,
+        live.router,
+        segment.router,
+        connectors_routes.router,
+        webhooks.router,
+        model.router,
+    ):
         app.include_router(router)
     add_offline_docs(app)
 

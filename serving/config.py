@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from features.model.names import CHAMPION_URI
+from serving.webhooks.dispatch import DispatchSettings
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,20 @@ class Settings(BaseSettings):
     #: shipped defaults, serving/segment/mapping.yaml)
     segment_mapping: str | None = None
 
+    #: deliver webhooks and connector writes from inside the server (one dispatcher per
+    #: worker); false: run `leadscore dispatch` as its own process instead
+    dispatch: bool = True
+    #: attempts before a message is given up (dead) until an admin redelivers it
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    #: the first retry's wait; each next one doubles, up to the cap (with jitter)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+    #: YAML file of CRM connectors (Bitrix24, HubSpot, Mautic, Dynamics 365); see
+    #: docs/integrations.md. Credentials stay in the environment variables it names.
+    connectors: str | None = None
+
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -53,6 +68,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+
+def dispatch_settings(settings: Settings) -> DispatchSettings:
+    return DispatchSettings(
+        max_attempts=settings.webhook_max_attempts,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        retry_cap_seconds=settings.webhook_retry_cap_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        poll_seconds=settings.dispatch_poll_seconds,
+    )
 
 
 @lru_cache

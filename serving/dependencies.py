@@ -121,3 +121,10 @@ async def live_store(request: Request) -> Store:
     if problem is not None:
         raise HTTPException(status_code=503, detail=problem)
     return store
+
+
+def wake_dispatcher(request: Request) -> None:
+    """Scores may have changed: the in-server dispatcher looks at the outbox now."""
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.poke()

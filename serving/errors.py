@@ -111,7 +111,9 @@ _ERROR_TEXT = {
     413: "the body is larger than the limit (LEADSCORE_MAX_BODY_BYTES)",
     415: "the body is not declared as JSON (Content-Type: application/json)",
     422: "invalid input: each error names its field (`loc`) and what was expected",
-    404: "no such contact or account in the live store",
+    404: "no such contact, account or webhook in the live store",
+    409: "the action conflicts with how the thing is configured (the message says where)",
+    502: "the CRM did not answer our call (e.g. Bitrix24's crm.lead.get); it may retry",
     503: "no model is loaded, or the live store is not ready (see /readyz)",
 }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from features.crm.records import TIMESTAMP_EXPECTED, parse_timestamp
 from features.crm.taxonomy import DEPARTMENTS, OPPORTUNITY_STAGES, SENIORITY_LEVELS
@@ -514,3 +514,116 @@ class SegmentMessages(BaseModel):
     type: Literal["identify", "group", "track", "page"] | None = None
     userId: str | None = None  # (the spec's name)
     batch: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# --- webhooks: where scores go ---------------------------------------------------------
+
+WebhookEvent = Literal[
+    "lead.mql_reached",
+    "lead.mql_lost",
+    "lead.grade_changed",
+    "lead.score_changed",
+    "model.champion_changed",
+]
+
+
+class WebhookCreate(BaseModel):
+    """A Standard Webhooks subscription: where to post, which events, and the secret to
+    sign with (one is made when none is given; it is shown once, in the answer)."""
+
+    url: AnyHttpUrl = Field(description="Where to POST each event (http or https).")
+    events: list[WebhookEvent] = Field(min_length=1)
+    min_change: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="lead.score_changed only when the probability moved at least this much.",
+    )
+    secret: str | None = Field(
+        default=None,
+        description="whsec_ + base64 of 16-64 random bytes; leave out to have one made.",
+    )
+    description: str | None = Field(default=None, max_length=500)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://crm.example.com/hooks/leadscore",
+                    "events": ["lead.mql_reached", "lead.mql_lost"],
+                    "min_change": 0.05,
+                }
+            ]
+        },
+    )
+
+
+class Webhook(BaseModel):
+    webhook_id: str
+    kind: str = Field(description="standard, or the CRM of a connector")
+    url: str | None
+    events: list[str]
+    min_change: float
+    contact_prefix: str | None
+    description: str | None
+    created_at: datetime
+    #: only in the answer that created it
+    secret: str | None = None
+
+
+class WebhookList(BaseModel):
+    webhooks: list[Webhook]
+
+
+class DeliveryAttempt(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class Delivery(BaseModel):
+    message_id: int
+    webhook_msg_id: str = Field(description="the webhook-id header, the same on every retry")
+    event_type: str
+    contact_id: str | None
+    created_at: datetime
+    status: str = Field(description="pending, delivered, dead, cancelled")
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    history: list[DeliveryAttempt]
+
+
+class Deliveries(BaseModel):
+    webhook_id: str
+    deliveries: list[Delivery]
+    next_before: int | None = Field(description="pass as `before` for the next (older) page")
+
+
+class Redeliver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_ids: list[int] | None = Field(
+        default=None, description="these messages (any status); without: every dead one"
+    )
+
+
+class Redelivered(BaseModel):
+    webhook_id: str
+    redelivered: int
+
+
+class ConnectorIntake(BaseModel):
+    """What a CRM's own event did (the CRMs ignore the body; it is for whoever tests)."""
+
+    connector: str
+    event: str | None
+    accepted: int
+    duplicates: int
+    ignored: int
+    rejected: list[Rejected]
+    rescored: list[Rescored]

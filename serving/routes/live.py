@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from serving.bodies import BodyError, require_json
-from serving.dependencies import live_model, live_store, require_key
+from serving.dependencies import live_model, live_store, require_key, wake_dispatcher
 from serving.errors import error_responses, field_error, unprocessable
 from serving.guard import Metrics
 from serving.routes.scoring import as_json, json_body
@@ -68,6 +68,7 @@ async def post_events(request: Request, store: StoreDep, model: ModelDep) -> Res
     def work() -> EventsResponse:
         events = parse_events(body, settings.max_events)
         applied = apply_events(store, events, model)
+        wake_dispatcher(request)
         outcome = applied.outcome
         return EventsResponse(
             event_id=applied.event_id,

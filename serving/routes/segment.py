@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from serving.bodies import BodyError, require_json
-from serving.dependencies import live_model, live_store, require_key
+from serving.dependencies import live_model, live_store, require_key, wake_dispatcher
 from serving.errors import error_responses, field_error, unprocessable
 from serving.routes.live import rescored_of
 from serving.routes.scoring import as_json, json_body
@@ -91,6 +91,7 @@ async def post_segment(
         for table, items in events.items.items():
             events.items[table] = [i for i in items if message_of(table, i.index) not in reasons]
         applied = apply_events(store, events, model, now)
+        wake_dispatcher(request)
         statuses: dict[int, set[str]] = defaultdict(set)
         for (table, index), status in applied.outcome.statuses.items():
             statuses[message_of(table, index)].add(status)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -30,8 +31,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from features.crm.database import CONTRACT_COLUMNS, accounts, contacts, opportunities, touchpoints
 from features.pipeline.lead import LeadContext, TouchColumns
-from serving.scoring import ContactScore, score_accounts
+from serving.scoring import ContactScore, explain, score_accounts
 from serving.state import LoadedModel
+from serving.store import outbox
 from serving.store.engine import Store, now_us
 from serving.store.intake import (
     CHUNK,
@@ -304,6 +306,7 @@ def record(
                 {"v_contact_id": contact_id, **{"v_" + k: v for k, v in listed.items()}}
             )
     if ledger:
+        _announce(connection, ledger, before, model, now_us)
         statements = _ledger_statements(store.dialect)
         connection.execute(statements["append"], ledger)
         # (each current row points to its contact's newest ledger row, found by the
@@ -312,6 +315,66 @@ def record(
     if relisted:
         connection.execute(_ledger_statements(store.dialect)["relist"], relisted)
     return out
+
+
+#: reasons a message carries (the answer's default; the ledger row keeps them too)
+MESSAGE_REASONS: Final = 5
+
+
+def _announce(
+    connection: Connection,
+    ledger: list[dict[str, Any]],
+    before: dict[str, dict[str, Any]],
+    model: LoadedModel,
+    now_us: int,
+) -> None:
+    """Write the outbox messages the ledger rows cause (same transaction). The contacts
+    with a message get their reasons now (the CRM shows them), saved in the row too."""
+    subs = outbox.subscriptions(connection)
+    if not subs:
+        return
+    changes = [
+        outbox.Change(
+            row["contact_id"],
+            before.get(row["contact_id"]),
+            {k: row[k] for k in _SCORE},
+        )
+        for row in ledger
+    ]
+    planned = outbox.plan(changes, subs)
+    if not planned:
+        return
+    told = sorted({i for i, _, _ in planned})
+    answers = {i: json.loads(ledger[i]["answer"]) for i in told}
+    missing = [i for i in told if not answers[i]["reasons"]]
+    if missing:
+        x = np.stack([np.frombuffer(ledger[i]["features"], dtype="<f8") for i in missing])
+        for i, reasons in zip(missing, explain(model.scorer, x, MESSAGE_REASONS), strict=True):
+            answers[i]["reasons"] = [r.model_dump() for r in reasons]
+            ledger[i]["answer"] = json.dumps(answers[i])
+            ledger[i]["explained"] = True
+    rows = []
+    for i, webhook_id, event_type in planned:
+        row, answer, old = ledger[i], answers[i], changes[i].before
+        data = {
+            "contact_id": row["contact_id"],
+            "account_id": row["account_id"],
+            "scored_at": outbox.timestamp(row["scored_us"]),
+            "as_of": outbox.timestamp(row["as_of_us"]),
+            "probability": row["probability"],
+            "points": row["points"],
+            "grade": row["grade"],
+            "mql": row["mql"],
+            "previous": None if old is None else {k: old[k] for k in _SCORE},
+            "model": {"name": row["model_name"], "version": row["model_version"]},
+            "trigger": row["trigger"],
+            "trigger_id": row["trigger_id"],
+            "reasons": answer["reasons"],
+            "rules": answer["rules"],
+            "account": answer["account"],
+        }
+        rows.append(outbox.message_row(webhook_id, event_type, row["contact_id"], data, now_us))
+    outbox.write(connection, rows)
 
 
 @functools.cache

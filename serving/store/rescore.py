@@ -34,6 +34,7 @@ from features.pipeline.snapshots import eligibility
 from features.pipeline.store import EventStore, to_seconds
 from serving.scoring import score_store
 from serving.state import LoadedModel
+from serving.store import outbox
 from serving.store.engine import Store, now_us
 from serving.store.intake import account_key, contact_key, to_us
 from serving.store.live import record
@@ -116,8 +117,13 @@ def rescore(
     run_id = uuid.uuid4().hex
     started = now_us()
     as_of = as_of or dt.datetime.now(dt.UTC)
+    previous = last_run_version(store, "model") if reason == "model" else None
     try:
         with store.write() as connection:
+            if reason == "model":  # the CRMs hear of it with the run that follows it
+                outbox.champion_changed(
+                    connection, model.name, model.version, previous, model.alias, started
+                )
             connection.execute(
                 insert(rescore_runs).values(
                     run_id=run_id,

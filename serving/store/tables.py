@@ -97,3 +97,76 @@ rescore_runs = Table(
     Column("scored", Integer),
     Column("changed", Integer),
 )
+
+# --- what flows back out: subscriptions, the outbox, and every delivery attempt ------------
+
+#: where scores go: a Standard Webhooks subscription (registered through the API) or a
+#: CRM connector (declared in the connectors file, synced at start-up)
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("webhook_id", String(64), primary_key=True),
+    #: standard (Standard Webhooks JSON), or a connector: bitrix24, hubspot, mautic, dynamics365
+    Column("kind", String(20), nullable=False),
+    #: where a standard webhook posts (a connector's URL comes from its environment variable)
+    Column("url", Text),
+    #: JSON list of event types
+    Column("events", Text, nullable=False),
+    #: lead.score_changed only when the probability moves by at least this much
+    Column("min_change", Float, nullable=False),
+    #: only contacts whose id starts with this (a CRM connector writes back its own leads)
+    Column("contact_prefix", String(200)),
+    #: Standard Webhooks secret (whsec_...), for standard webhooks
+    Column("secret", String(200)),
+    #: a connector's settings (field names, environment variable names; never credentials)
+    Column("config", Text),
+    Column("description", String(500)),
+    Column("created_us", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+#: messages to deliver, written in the transaction of the ledger rows that cause them
+outbox = Table(
+    "outbox",
+    metadata,
+    #: the order messages were written in (per lead, the order they are delivered in)
+    Column("message_id", Integer, primary_key=True, autoincrement=True),
+    #: the `webhook-id` header: the same on every retry, so receivers drop duplicates
+    Column("msg_id", String(64), nullable=False, unique=True),
+    Column("webhook_id", String(64), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    #: what delivery order is kept per: the contact (model events: "model")
+    Column("lead_key", String(200), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    #: the event as JSON ({"type", "timestamp", "data"}); connectors format it their way
+    Column("body", Text, nullable=False),
+    #: pending, delivered, dead (gave up after the allowed attempts)
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    #: a dispatcher holds the message until then (one killed mid-delivery lets go of it)
+    Column("claimed_until_us", BigInteger),
+    Column("claimed_by", String(64)),
+    Column("delivered_us", BigInteger),
+    Column("last_status", Integer),
+    Column("last_error", String(500)),
+    Index("ix_outbox_due", "status", "next_attempt_us"),
+    Index("ix_outbox_lead", "webhook_id", "lead_key", "message_id"),
+)
+
+#: every attempt to deliver a message: when, the answer's status, how long it took
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("attempt_id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", Integer, nullable=False),
+    Column("webhook_id", String(64), nullable=False),
+    Column("attempted_us", BigInteger, nullable=False),
+    #: the HTTP status (None: no answer: refused, timed out)
+    Column("status_code", Integer),
+    Column("error", String(500)),
+    Column("duration_ms", Float, nullable=False),
+    Column("dispatcher", String(64), nullable=False),
+    Index("ix_deliveries_message", "message_id", "attempt_id"),
+    Index("ix_deliveries_webhook", "webhook_id", "attempt_id"),
+)
