@@ -158,13 +158,20 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from pydantic import ValidationError
+
     from serving.config import Settings, dispatch_settings
     from serving.connectors.config import ConnectorConfigError, load_connectors, sync_connectors
     from serving.connectors.registry import formats
     from serving.webhooks.dispatch import Dispatcher, backlog
 
     store = open_store(args)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "LEADSCORE_" + str(first["loc"][0]).upper()
+        raise UserError(f"{name}: {first['msg']}") from None
     try:
         specs = load_connectors(settings.connectors)
     except ConnectorConfigError as exc:

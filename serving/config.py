@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     webhook_retry_cap_seconds: float = Field(default=3600.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+    #: how long a dispatcher's claim on messages holds (one killed mid-delivery frees
+    #: its messages this long after); more than a few request timeouts
+    webhook_lease_seconds: float = Field(default=60.0, ge=1)
     #: YAML file of CRM connectors (Bitrix24, HubSpot, Mautic, Dynamics 365); see
     #: docs/integrations.md. Credentials stay in the environment variables it names.
     connectors: str | None = None
@@ -77,6 +80,7 @@ def dispatch_settings(settings: Settings) -> DispatchSettings:
         retry_cap_seconds=settings.webhook_retry_cap_seconds,
         timeout_seconds=settings.webhook_timeout_seconds,
         poll_seconds=settings.dispatch_poll_seconds,
+        lease_seconds=max(settings.webhook_lease_seconds, settings.webhook_timeout_seconds * 2),
     )
 
 

@@ -58,11 +58,19 @@ class DispatchSettings:
     #: targets sent to at once
     concurrency: int = 8
     poll_seconds: float = 0.5
+    #: how long a claim holds; a round stops sending in time to record before it ends
+    #: (what it did not send goes back unclaimed), so a live dispatcher's claim never
+    #: lapses, and a killed one's messages are free again this long after
+    lease_seconds: float = 60.0
 
     @property
     def lease_us(self) -> int:
-        """How long a claim holds: longer than any round's requests can take."""
-        return int((self.timeout_seconds * 3 + 30) * 1_000_000)
+        return int(self.lease_seconds * 1_000_000)
+
+    def round_deadline(self) -> float:
+        """The moment (monotonic) after which a round starts no new request."""
+        margin = max(self.timeout_seconds * 1.5, self.lease_seconds * 0.2)
+        return time.monotonic() + max(self.lease_seconds - margin, 0.0)
 
     def backoff_seconds(self, attempts: int, retry_after: float | None = None) -> float:
         """The wait before the next attempt: base * 2^(attempts-1), capped, with full
@@ -82,10 +90,12 @@ class Attempt:
     error: str | None
     duration_ms: float
     retry_after: float | None = None
+    #: not sent (the round ran out of time): unclaimed, no attempt counted
+    released: bool = False
 
     @property
     def delivered(self) -> bool:
-        return self.error is None
+        return self.error is None and not self.released
 
 
 def dispatcher_name() -> str:
@@ -126,7 +136,8 @@ class Dispatcher:
         for message, webhook_id in claimed:
             by_target[webhook_id].append(message)
         attempts: list[Attempt] = []
-        jobs = [(found.get(w), w, messages) for w, messages in by_target.items()]
+        deadline = self.settings.round_deadline()
+        jobs = [(found.get(w), w, messages, deadline) for w, messages in by_target.items()]
         if len(jobs) == 1:
             attempts = self._send(*jobs[0])
         else:
@@ -176,7 +187,7 @@ class Dispatcher:
         return [(Message(r[0], r[1], r[2], r[3], r[4]), r[5]) for r in rows]
 
     def _send(
-        self, target: Target | None, webhook_id: str, messages: list[Message]
+        self, target: Target | None, webhook_id: str, messages: list[Message], deadline: float
     ) -> list[Attempt]:
         if target is None:  # removed meanwhile: its messages are cancelled, not sent
             return []
@@ -202,6 +213,12 @@ class Dispatcher:
                 if m.message_id not in carried
             ]
             for request in requests:
+                if time.monotonic() > deadline:  # the claim would lapse: leave it for later
+                    out += [
+                        Attempt(i, webhook_id, None, None, 0.0, released=True)
+                        for i in request.message_ids
+                    ]
+                    continue
                 out += self._request(form, webhook_id, request)
         return out
 
@@ -224,10 +241,18 @@ class Dispatcher:
         ]
 
     def _record(self, attempts: Sequence[Attempt]) -> None:
-        if not attempts:
-            return
+        released = [a.message_id for a in attempts if a.released]
+        attempts = [a for a in attempts if not a.released]
         now = now_us()
         with self.store.write() as connection:
+            if released:
+                connection.execute(
+                    update(outbox)
+                    .where(outbox.c.message_id.in_(released), outbox.c.claimed_by == self.name)
+                    .values(claimed_until_us=None, claimed_by=None)
+                )
+            if not attempts:
+                return
             connection.execute(
                 insert(deliveries),
                 [

@@ -47,7 +47,9 @@ def test_signing_reproduces_the_specs_test_vector() -> None:
     assert got == vector["expected_signature"]
     # the secret works without its prefix too
     bare = vector["secret"].removeprefix("whsec_")
-    assert signing.sign(bare, vector["msg_id"], vector["timestamp"], vector["payload"].encode()) == got
+    assert (
+        signing.sign(bare, vector["msg_id"], vector["timestamp"], vector["payload"].encode()) == got
+    )
     signing.verify(vector["secret"], vector["headers"], vector["payload"].encode(),
                    now=vector["timestamp"])  # fmt: skip
 
@@ -85,7 +87,7 @@ def test_the_standardwebhooks_library_verifies_what_we_sign() -> None:
     body = json.dumps({"type": "lead.mql_reached", "data": {"contact_id": "C1"}}).encode()
     headers = signing.headers(secret, "msg_" + "a" * 32, body)
     assert Webhook(secret).verify(body, headers) == json.loads(body)
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         Webhook(signing.new_secret()).verify(body, headers)
 
 
@@ -106,9 +108,7 @@ def touch(touch_id: str, kind: str, when: str = "2025-05-30T10:00:00Z") -> dict[
 
 
 @pytest.fixture
-def app_client(
-    tracking: dict[str, str], sqlite_url: str
-) -> Iterator[Callable[..., TestClient]]:
+def app_client(tracking: dict[str, str], sqlite_url: str) -> Iterator[Callable[..., TestClient]]:
     made: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
@@ -174,9 +174,14 @@ def test_an_mql_crossing_is_delivered_signed_with_the_ledger_row(
         assert [w["webhook_id"] for w in listed] == [hook["webhook_id"]]
         assert all(w["secret"] is None for w in listed)  # shown once, never listed
 
-        events(client, {"accounts": [ACME], "contacts": [ANA], "touchpoints": [touch("t1", "page_view")]})
+        events(
+            client,
+            {"accounts": [ACME], "contacts": [ANA], "touchpoints": [touch("t1", "page_view")]},
+        )
         events(client, {"touchpoints": [touch("t2", "demo_request"), touch("t3", "contact_sales")]})
-        wait_for(lambda: any(json.loads(r.body)["type"] == "lead.mql_reached" for r in receiver.ok()))
+        wait_for(
+            lambda: any(json.loads(r.body)["type"] == "lead.mql_reached" for r in receiver.ok())
+        )
         negatives = ["unsubscribe", "email_bounce", "careers_page_view", "careers_page_view",
                      "careers_page_view"]  # fmt: skip
         events(client, {"touchpoints": [touch(f"u{i}", k) for i, k in enumerate(negatives)]})
@@ -203,7 +208,9 @@ def test_an_mql_crossing_is_delivered_signed_with_the_ledger_row(
             .order_by(scores.c.score_id)
         ).first()
     engine.dispose()
-    assert row is not None and row.probability == data["probability"] and row.points == data["points"]
+    assert (
+        row is not None and row.probability == data["probability"] and row.points == data["points"]
+    )
     assert row.explained, "reasons computed for the message are kept in the ledger row"
     # every delivery verifies with the library a receiver uses
     for body, request in got:
@@ -250,7 +257,12 @@ def test_a_failing_receiver_is_retried_with_the_same_id_then_dead_then_redeliver
         assert again.json()["redelivered"] == 1
         wait_for(lambda: len(receiver.ok()) == 1)
         assert receiver.ok()[0].headers["webhook-id"] == tries[0].headers["webhook-id"]
-        wait_for(lambda: client.get(deliveries, headers=ADMIN).json()["deliveries"][0]["status"] == "delivered")
+        wait_for(
+            lambda: (
+                client.get(deliveries, headers=ADMIN).json()["deliveries"][0]["status"]
+                == "delivered"
+            )
+        )
 
 
 @pytest.mark.slow
