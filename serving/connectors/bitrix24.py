@@ -183,14 +183,16 @@ def _moment(value: Any) -> str | None:
         return None
 
 
-def lead_records(lead: dict[str, Any], config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def lead_records(
+    lead: dict[str, Any], config: dict[str, Any], lead_id: str
+) -> dict[str, list[dict[str, Any]]]:
     """A Bitrix24 lead as the contract's records: the contact (position, source, e-mail,
     created), its company as an account, and the lead's arrival as a touchpoint (its type
     from the source, its channel from utm_medium). What we write back
     (UF_CRM_*) is not read: see the loop guard in the module."""
     options = config.get("options", {})
     prefix = config.get("prefix", "b24-lead-")
-    lead_id = str(lead.get("ID") or "").strip()
+    # (the id asked for: the event's, whatever the answer echoes)
     source = (_text(lead.get("SOURCE_ID")) or "").upper()
     sources = {**SOURCES, **options.get("sources", {})}
     types = {**TOUCHPOINT_TYPES, **options.get("touchpoint_types", {})}

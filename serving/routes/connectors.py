@@ -127,7 +127,7 @@ def _bitrix24(
     except ConnectorError as exc:
         logger.warning("bitrix24 connector %s: %s", spec.name, exc)
         raise HTTPException(status_code=502, detail=str(exc)) from None
-    return event, bitrix24.lead_records(lead, config), {}, 0
+    return event, bitrix24.lead_records(lead, config, lead_id), {}, 0
 
 
 def _hubspot(
