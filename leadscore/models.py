@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from features.model.names import CHAMPION_URI, MODEL_NAME, TABLE_MODEL_NAME
 from leadscore.inputs import (
@@ -16,6 +17,9 @@ from leadscore.inputs import (
     load_crm_or_fail,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from features.table.bitrix24 import Preset
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -66,15 +70,18 @@ def _train_table(args: argparse.Namespace) -> int:
     from training.evaluate import table_markdown
     from training.table_train import TableTrainConfig, train_table
 
-    if args.target is None:
-        raise UserError("--table needs --target COLUMN (the converted flag)")
+    found = _bitrix24_preset(args) if args.preset == "bitrix24" else None
+    if found is None and args.target is None:
+        raise UserError("--table needs --target COLUMN (the converted flag), or --preset")
     cfg = TableTrainConfig(
-        target=args.target,
+        target=args.target or (found.target if found else ""),
         # (MLproject passes "" for an option it does not set)
         positive=args.positive or None,
-        time_column=args.time_column or None,
-        id_column=args.id_column or None,
-        exclude=tuple(args.exclude),
+        time_column=args.time_column or (found.time_column if found else None) or None,
+        id_column=args.id_column or (found.id_column if found else None) or None,
+        exclude=tuple(args.exclude) + (found.exclude if found else ()),
+        positive_values=found.positive if found else (),
+        negative_values=found.negative if found else (),
         allow=tuple(args.allow),
         sep=args.sep,
         encoding=args.encoding,
@@ -113,6 +120,28 @@ def _train_table(args: argparse.Namespace) -> int:
     print()
     print(table_markdown(result.comparison))
     return EXIT_OK
+
+
+def _bitrix24_preset(args: argparse.Namespace) -> Preset:
+    """A Bitrix24 lead export: the stage as the target (converted 1, junk 0, open stages
+    left out and scored), the creation date and ID, and what leaks or names a person out."""
+    from features.table.bitrix24 import PresetError, preset
+    from features.table.read import read_table
+    from features.table.spec import TableError
+
+    try:
+        columns = read_table(args.table, args.sep, args.encoding).columns
+        found = preset(columns)
+    except (TableError, PresetError) as exc:
+        raise UserError(str(exc)) from exc
+    print(
+        f"bitrix24 preset: target {found.target!r} (1: {', '.join(found.positive[:2])}; "
+        f"0: {', '.join(found.negative[:2])}; other stages are open: not trained on), "
+        f"id {found.id_column!r}, time {found.time_column!r}"
+    )
+    for column, why in found.reasons.items():
+        print(f"  left out: {column}: {why}")
+    return found
 
 
 def _print_drift(exc: Exception) -> None:
@@ -189,6 +218,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     flat = tr.add_argument_group("a flat lead table (one row per lead)")
     flat.add_argument("--table", type=Path, default=None, help="CSV or Parquet lead table")
     flat.add_argument("--target", default=None, help="the column that says converted")
+    flat.add_argument(
+        "--preset",
+        choices=["bitrix24"],
+        default=None,
+        help="read a known CRM's lead export: bitrix24 (stages as the target, open leads "
+        "left out of training; see docs/integrations.md)",
+    )
     flat.add_argument(
         "--positive", default=None, help="the target value that means converted (default: 1/yes)"
     )

@@ -51,7 +51,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
         table = model_table(crm, scorer, config, as_of, reasons=args.reasons)
         print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
-    write_or_fail(args.out, table)
+    _write_scores(args, table, None)
     mql = int(table["mql"].sum())
     how = "the points matrix" if args.rules_only else "the model and the points matrix"
     print(
@@ -73,17 +73,37 @@ def _score_table(args: argparse.Namespace) -> int:
     if scorer.kind != "table":
         raise UserError(f"{uri} scores touchpoint histories (--data), not a lead table")
     try:
-        table = table_scores(
-            read_table(args.table, args.sep, args.encoding), scorer, reasons=args.reasons
-        )
+        source = read_table(args.table, args.sep, args.encoding)
+        table = table_scores(source, scorer, reasons=args.reasons)
     except ValueError as exc:  # TableError: the file, a column, a cell
         raise UserError(str(exc)) from exc
-    write_or_fail(args.out, table)
+    _write_scores(args, table, source)
     print(
         f"model {info['name'] or uri} version {info['version'] or '?'}: scored "
         f"{len(table):,} leads of {args.table}; {int(table['mql'].sum()):,} MQLs; wrote {args.out}"
     )
     return EXIT_OK
+
+
+def _write_scores(args: argparse.Namespace, table: Any, source: Any) -> None:
+    """Our CSV, or Bitrix24's import file (`;`, BOM or cp1251, its titles), whole."""
+    if args.format != "bitrix24":
+        write_or_fail(args.out, table)
+        return
+    from features.files import OutputError, written_whole
+    from features.table.bitrix24 import import_table
+
+    out = import_table(table, source, args.language)
+    text = out.to_csv(index=False, sep=";")
+    data = text.encode(args.out_encoding, errors="replace")
+    lost = text.count("?") < data.count(b"?")
+    try:
+        with written_whole(args.out) as partial:
+            partial.write_bytes(data)
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+    if lost:
+        print(f"note: some characters have no {args.out_encoding} form and became '?'")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -184,6 +204,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=range(0, 21),
         metavar="N",
         help="top reasons per contact, 0-20 (default 3; 0 is fastest)",
+    )
+    sc.add_argument(
+        "--format",
+        choices=["csv", "bitrix24"],
+        default="csv",
+        help="csv (ours), or bitrix24: a file Bitrix24's lead import takes (; separated, "
+        "its column titles; see docs/integrations.md)",
+    )
+    sc.add_argument(
+        "--out-encoding",
+        choices=["utf-8-sig", "cp1251"],
+        default="utf-8-sig",
+        help="with --format bitrix24: UTF-8 with BOM (default) or cp1251",
+    )
+    sc.add_argument(
+        "--language",
+        choices=["ru", "en"],
+        default="ru",
+        help="with --format bitrix24: the titles of the score columns (default ru)",
     )
     sc.set_defaults(func=cmd_score)
 

@@ -73,6 +73,10 @@ class TableTrainConfig:
 
     target: str
     positive: str | None = None
+    #: several values that mean converted, and those that mean lost (a preset's stages);
+    #: with `negative_values`, every other value is a lead still open: left out, scored
+    positive_values: tuple[str, ...] = ()
+    negative_values: tuple[str, ...] = ()
     time_column: str | None = None
     id_column: str | None = None
     exclude: tuple[str, ...] = ()
@@ -145,10 +149,15 @@ def load_labelled(cfg: TableTrainConfig, path: str | Path) -> pd.DataFrame:
         raw, [cfg.target, cfg.time_column, cfg.id_column, *cfg.exclude, *cfg.allow], str(path)
     )
     frame = clean(raw, cfg.placeholders)
-    y = target_values(frame[cfg.target], cfg.positive)
+    positive = cfg.positive or cfg.positive_values or None
+    y = target_values(frame[cfg.target], positive, cfg.negative_values or None)
     keep = ~np.isnan(y)
     if (~keep).any():
-        logger.warning("%s: %d rows without a target value are left out", path, int((~keep).sum()))
+        logger.warning(
+            "%s: %d rows without a decided target (missing, or open) are left out of training",
+            path,
+            int((~keep).sum()),
+        )
     frame = frame.loc[keep].copy()
     frame["__converted__"] = y[keep].astype(int)
     if frame["__converted__"].nunique() < 2:

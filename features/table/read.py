@@ -66,21 +66,31 @@ def clean(frame: pd.DataFrame, placeholders: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def target_values(column: pd.Series, positive: str | None) -> np.ndarray:
-    """The target as 1.0 (converted), 0.0, or NaN (missing).
+def target_values(
+    column: pd.Series,
+    positive: str | Sequence[str] | None,
+    negative: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The target as 1.0 (converted), 0.0, or NaN (missing, or not decided yet).
 
     Without ``positive``, the column must hold two values that read as yes/no (1/0,
-    true/false, yes/no); with it, that value is 1 and every other filled value is 0.
+    true/false, yes/no); with it, those values are 1 and every other filled value is 0,
+    or, with ``negative`` too, those are 0 and the rest (leads still open) NaN.
     """
     text = column.astype("string").str.strip()
     filled = text.notna()
     if positive is not None:
-        hit = (text == positive.strip()).fillna(False).to_numpy(dtype=bool)
+        wanted = [positive] if isinstance(positive, str) else list(positive)
+        hit = text.isin([p.strip() for p in wanted]).fillna(False).to_numpy(dtype=bool)
         if not hit.any():
             seen = ", ".join(repr(v) for v in text.dropna().unique()[:10])
+            said = " or ".join(repr(p) for p in wanted[:4])
             raise TableError(
-                f"column {column.name!r} (the target) never holds {positive!r}; it holds {seen}"
+                f"column {column.name!r} (the target) never holds {said}; it holds {seen}"
             )
+        if negative is not None:
+            lost = text.isin([n.strip() for n in negative]).fillna(False).to_numpy(dtype=bool)
+            return np.where(hit, 1.0, np.where(lost, 0.0, np.nan))
         return np.where(filled.to_numpy(dtype=bool), hit.astype(float), np.nan)
     lowered = text.str.lower()
     yes, no = lowered.isin(TRUE_WORDS).fillna(False), lowered.isin(FALSE_WORDS).fillna(False)
