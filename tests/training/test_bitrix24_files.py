@@ -85,9 +85,8 @@ def test_the_stage_names_are_bitrix24s_own() -> None:
     # a crm.lead.list answer (API codes) is read as well as an export (titles)
     listed = json.loads((statuses.parent / "crm_lead_list_response.json").read_text())["result"]
     found = preset(listed[0].keys())
-    assert (
-        found.target == "STATUS_SEMANTIC_ID" if "STATUS_SEMANTIC_ID" in listed[0] else "STATUS_ID"
-    )
+    expected = "STATUS_SEMANTIC_ID" if "STATUS_SEMANTIC_ID" in listed[0] else "STATUS_ID"
+    assert found.target == expected and found.id_column == "ID"
     assert find_columns(["Стадия", "Lead Title", "utm_source"]) == {
         "STATUS_ID": "Стадия",
         "TITLE": "Lead Title",
