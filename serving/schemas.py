@@ -17,6 +17,7 @@ from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field, 
 
 from features.crm.records import TIMESTAMP_EXPECTED, parse_timestamp
 from features.crm.taxonomy import DEPARTMENTS, OPPORTUNITY_STAGES, SENIORITY_LEVELS
+from serving.webhooks.signing import SECRET_PATTERN
 
 
 def _lower(value: Any) -> Any:
@@ -541,7 +542,8 @@ class WebhookCreate(BaseModel):
     )
     secret: str | None = Field(
         default=None,
-        description="whsec_ + base64 of 16-64 random bytes; leave out to have one made.",
+        pattern=SECRET_PATTERN,
+        description="whsec_ + base64 of 16-65 random bytes; leave out to have one made.",
     )
     description: str | None = Field(default=None, max_length=500)
 

@@ -20,6 +20,12 @@ from collections.abc import Mapping
 from typing import Final
 
 PREFIX: Final = "whsec_"
+#: what a secret looks like: whsec_ (optional) and the base64 of 16 to 65 bytes (the API's
+#: schema says so, and `secret_key` accepts exactly this)
+SECRET_PATTERN: Final = (
+    r"^(?:whsec_)?(?:[A-Za-z0-9+/]{4}){5}(?:(?:[A-Za-z0-9+/]{4}){1,16}"
+    r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+)
 #: seconds a receiver accepts a timestamp away from its clock (the spec's suggestion)
 TOLERANCE_SECONDS: Final = 5 * 60
 
@@ -39,8 +45,8 @@ def secret_key(secret: str) -> bytes:
         key = base64.b64decode(secret.removeprefix(PREFIX), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("a webhook secret is base64, optionally after 'whsec_'") from None
-    if not 16 <= len(key) <= 64:
-        raise ValueError("a webhook secret holds 16 to 64 bytes")
+    if not 16 <= len(key) <= 65:
+        raise ValueError("a webhook secret holds 16 to 65 bytes")
     return key
 
 
