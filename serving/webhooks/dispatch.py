@@ -115,7 +115,9 @@ class Dispatcher:
         self.store, self.settings, self.formats = store, settings, formats
         self.name = dispatcher_name()
         self.client = client or httpx.Client(
-            timeout=settings.timeout_seconds, follow_redirects=False
+            timeout=settings.timeout_seconds,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=settings.concurrency * 2),
         )
         self.wake = threading.Event()
 
@@ -137,7 +139,20 @@ class Dispatcher:
             by_target[webhook_id].append(message)
         attempts: list[Attempt] = []
         deadline = self.settings.round_deadline()
-        jobs = [(found.get(w), w, messages, deadline) for w, messages in by_target.items()]
+        # a round holds at most one message per lead and target (the claim takes a lead's
+        # oldest only), so a target's messages are sent side by side, in slices that keep
+        # a format's batches whole
+        jobs = []
+        for webhook_id, messages in by_target.items():
+            target = found.get(webhook_id)
+            form = self.formats.get(target.kind) if target is not None else None
+            size = max(
+                form.batch_size if form else 1, -(-len(messages) // self.settings.concurrency)
+            )
+            jobs += [
+                (target, webhook_id, messages[i : i + size], deadline)
+                for i in range(0, len(messages), size)
+            ]
         if len(jobs) == 1:
             attempts = self._send(*jobs[0])
         else:
