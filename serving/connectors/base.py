@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,3 +80,22 @@ def score_fields(data: dict[str, Any]) -> dict[str, Any]:
         "model_version": data["model"]["version"],
         "reasons": "; ".join(said),
     }
+
+
+def text_of(value: Any) -> str | None:
+    """A CRM's cell as trimmed text (None: empty, missing, or not a single value)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def moment_of(value: Any) -> str | None:
+    """A CRM's ISO 8601 timestamp with an offset, as UTC text (None: none or unreadable)."""
+    text = text_of(value)
+    if text is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC).isoformat()
+    except ValueError:
+        return None

@@ -18,7 +18,6 @@ intake counts them as duplicates and nothing is rescored or sent again.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
@@ -30,7 +29,9 @@ from serving.connectors.base import (
     Message,
     Outbound,
     http_failure,
+    moment_of,
     score_fields,
+    text_of,
 )
 from serving.connectors.config import credential
 from serving.webhooks.targets import Target
@@ -158,29 +159,12 @@ def lead_get(config: dict[str, Any], lead_id: str, client: Any) -> dict[str, Any
     return result
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _first_value(items: Any) -> str | None:
     if isinstance(items, list):
         for item in items:
-            if isinstance(item, dict) and _text(item.get("VALUE")):
-                return _text(item["VALUE"])
+            if isinstance(item, dict) and text_of(item.get("VALUE")):
+                return text_of(item["VALUE"])
     return None
-
-
-def _moment(value: Any) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.UTC).isoformat()
-    except ValueError:
-        return None
 
 
 def lead_records(
@@ -193,20 +177,20 @@ def lead_records(
     options = config.get("options", {})
     prefix = config.get("prefix", "b24-lead-")
     # (the id asked for: the event's, whatever the answer echoes)
-    source = (_text(lead.get("SOURCE_ID")) or "").upper()
+    source = (text_of(lead.get("SOURCE_ID")) or "").upper()
     sources = {**SOURCES, **options.get("sources", {})}
     types = {**TOUCHPOINT_TYPES, **options.get("touchpoint_types", {})}
-    created = _moment(lead.get("DATE_CREATE"))
+    created = moment_of(lead.get("DATE_CREATE"))
     contact: dict[str, Any] = {
         "contact_id": prefix + lead_id,
         "created_at": created,
-        "job_title": _text(lead.get("POST")),
+        "job_title": text_of(lead.get("POST")),
         "lead_source": sources.get(source, source.lower() or None),
         "email": _first_value(lead.get("EMAIL")),
     }
     records: dict[str, list[dict[str, Any]]] = {"accounts": [], "contacts": [], "touchpoints": []}
-    company_id = _text(lead.get("COMPANY_ID"))
-    company_title = _text(lead.get("COMPANY_TITLE"))
+    company_id = text_of(lead.get("COMPANY_ID"))
+    company_title = text_of(lead.get("COMPANY_TITLE"))
     account_id = None
     if company_id and company_id != "0":
         account_id = f"b24-company-{company_id}"
@@ -218,7 +202,7 @@ def lead_records(
         contact["account_id"] = account_id
     records["contacts"].append({k: v for k, v in contact.items() if v is not None})
     if created is not None:
-        medium = (_text(lead.get("UTM_MEDIUM")) or "").lower()
+        medium = (text_of(lead.get("UTM_MEDIUM")) or "").lower()
         records["touchpoints"].append(
             {
                 "touchpoint_id": f"{prefix}{lead_id}-created",

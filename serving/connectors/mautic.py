@@ -16,7 +16,6 @@ an API user), as Mautic's REST API documents it.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -24,7 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlparse
 
-from serving.connectors.base import Message, Outbound, http_failure, score_fields
+from serving.connectors.base import (
+    Message,
+    Outbound,
+    http_failure,
+    moment_of,
+    score_fields,
+    text_of,
+)
 from serving.connectors.config import credential
 from serving.webhooks.targets import Target
 
@@ -114,23 +120,6 @@ def _field(person: dict[str, Any], alias: str) -> Any:
     return None
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _moment(value: Any) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.UTC).isoformat()
-    except ValueError:
-        return None
-
-
 def form_type(form: dict[str, Any], overrides: dict[str, str]) -> str:
     name = f"{form.get('name') or ''} {form.get('alias') or ''}".casefold()
     for word, kind in (*overrides.items(), *FORM_TYPES):
@@ -155,16 +144,16 @@ class Records:
         contact_id = f"{self.prefix}{person['id']}"
         record = self.contacts.setdefault(contact_id, {"contact_id": contact_id})
         for alias, name in (("position", "job_title"), ("email", "email")):
-            value = _text(_field(person, alias))
+            value = text_of(_field(person, alias))
             if value is not None:
                 record[name] = value
-        company = _text(_field(person, "company"))
+        company = text_of(_field(person, "company"))
         if company is not None:
             digest = hashlib.sha256(company.casefold().encode()).hexdigest()[:16]
             account_id = f"mautic-company-{digest}"
             self.accounts[account_id] = {"account_id": account_id}
             record["account_id"] = account_id
-        created = _moment(person.get("dateAdded")) or _moment(person.get("dateIdentified"))
+        created = moment_of(person.get("dateAdded")) or moment_of(person.get("dateIdentified"))
         if created or moment:
             self.defaults.setdefault(contact_id, {"created_at": created or moment})
         return contact_id
@@ -217,7 +206,7 @@ def _one(  # noqa: PLR0911 (a return per event kind and per missing part)
 ) -> bool:
     if name == "mautic.form_on_submit":
         sub = value.get("submission") or {}
-        moment = _moment(sub.get("dateSubmitted"))
+        moment = moment_of(sub.get("dateSubmitted"))
         contact = records.person(sub.get("lead") or sub.get("contact"), moment)
         if contact is None or moment is None or sub.get("id") is None:
             return False
@@ -226,11 +215,11 @@ def _one(  # noqa: PLR0911 (a return per event kind and per missing part)
         return True
     if name == "mautic.page_on_hit":
         hit = value.get("hit") or {}
-        moment = _moment(hit.get("dateHit"))
+        moment = moment_of(hit.get("dateHit"))
         contact = records.person(hit.get("lead") or hit.get("contact"), moment)
         if contact is None or moment is None:
             return False
-        url = _text(hit.get("url"))
+        url = text_of(hit.get("url"))
         path = urlparse(url).path if url else None
         kind = page_type(path) or "page_view"
         key = hashlib.sha256(f"{contact}|{moment}|{url}".encode()).hexdigest()[:24]
@@ -238,7 +227,7 @@ def _one(  # noqa: PLR0911 (a return per event kind and per missing part)
         return True
     if name == "mautic.email_on_open":
         stat = value.get("stat") or {}
-        moment = _moment(stat.get("dateRead")) or _moment(stat.get("lastOpened"))
+        moment = moment_of(stat.get("dateRead")) or moment_of(stat.get("lastOpened"))
         contact = records.person(stat.get("lead") or stat.get("contact"), moment)
         if contact is None or moment is None or stat.get("id") is None:
             return False
@@ -248,7 +237,7 @@ def _one(  # noqa: PLR0911 (a return per event kind and per missing part)
         return True
     if name in ("mautic.lead_post_save_new", "mautic.lead_post_save_update"):
         person = value.get("contact") or value.get("lead")
-        return records.person(person, _moment(value.get("timestamp"))) is not None
+        return records.person(person, moment_of(value.get("timestamp"))) is not None
     return False
 
 

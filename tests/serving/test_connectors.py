@@ -33,6 +33,7 @@ from serving.config import Settings
 from serving.connectors import hubspot
 from serving.store.tables import current_scores, outbox
 from tests.conftest import SHARED
+from tests.serving.db import count, rows, wait_for
 from tests.serving.receiver import Received, Receiver
 
 PAYLOADS = SHARED / "data" / "crm_payloads"
@@ -48,33 +49,6 @@ def payload(path: str) -> bytes:
 
 def documented(path: str) -> Any:
     return json.loads(payload(path))
-
-
-def count(url: str, table: sa.Table, *where: Any) -> int:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            query = sa.select(sa.func.count()).select_from(table)
-            return int(connection.execute(query.where(*where) if where else query).scalar_one())
-    finally:
-        engine.dispose()
-
-
-def rows(url: str, query: Any) -> list[Any]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return list(connection.execute(query).all())
-    finally:
-        engine.dispose()
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def same_shape(ours: Any, theirs: Any, where: str = "body") -> None:

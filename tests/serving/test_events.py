@@ -18,6 +18,7 @@ from features.crm.database import accounts, contacts, opportunities, touchpoints
 from serving.app import create_app
 from serving.config import Settings
 from serving.store.tables import current_scores, scores
+from tests.serving.db import count
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +30,6 @@ def client(tracking: dict[str, str], sqlite_url: str) -> Iterator[TestClient]:
     settings = Settings(alias_poll_seconds=0, database_url=sqlite_url, rescore_every_seconds=0)
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-def count(url: str, table: sa.Table, *where: Any) -> int:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            query = sa.select(sa.func.count()).select_from(table)
-            return int(connection.execute(query.where(*where) if where else query).scalar_one())
-    finally:
-        engine.dispose()
 
 
 ACME = {"account_id": "A1", "industry": "software", "employees": 250, "country": "DE"}

@@ -23,6 +23,7 @@ from serving.config import Settings
 from serving.store.tables import outbox, scores
 from serving.webhooks import signing
 from tests.conftest import SHARED
+from tests.serving.db import wait_for
 from tests.serving.receiver import Received, Receiver
 
 VECTORS = SHARED / "data" / "crm_payloads" / "standard-webhooks" / "signature_test_vectors.json"
@@ -131,14 +132,6 @@ def app_client(tracking: dict[str, str], sqlite_url: str) -> Iterator[Callable[.
     yield make
     for client in made:
         client.__exit__(None, None, None)
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def events(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
