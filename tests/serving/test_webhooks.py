@@ -23,7 +23,7 @@ from serving.config import Settings
 from serving.store.tables import outbox, scores
 from serving.webhooks import signing
 from tests.conftest import SHARED
-from tests.serving.db import wait_for
+from tests.serving.db import rows, wait_for
 from tests.serving.receiver import Received, Receiver
 
 VECTORS = SHARED / "data" / "crm_payloads" / "standard-webhooks" / "signature_test_vectors.json"
@@ -296,3 +296,30 @@ def test_a_removed_subscription_gets_nothing_more_and_its_pending_messages_are_c
         statuses = [r[0] for r in connection.execute(sa.select(outbox.c.status))]
     engine.dispose()
     assert statuses == ["cancelled"]
+
+
+@pytest.mark.slow
+def test_a_new_champion_is_announced_once_with_the_run_that_rescored_the_store(
+    app_client: Callable[..., TestClient], sqlite_url: str
+) -> None:
+    import dataclasses
+
+    from serving.state import ModelHolder
+    from serving.store.engine import Store
+    from serving.store.rescore import rescore
+
+    client = app_client(dispatch=False)
+    subscribe(client, "http://127.0.0.1:9/hook", events=["model.champion_changed"])
+    events(client, {"accounts": [ACME], "contacts": [ANA]})
+    served = ModelHolder("models:/lead-scorer@champion").load()
+    newer = dataclasses.replace(served, version=str(int(served.version) + 1))
+    store = Store(sqlite_url)
+    try:
+        rescore(store, newer, "model")
+        rescore(store, newer, "rescore")  # time passing is not a new champion
+    finally:
+        store.dispose()
+    found = rows(sqlite_url, sa.select(outbox.c.event_type, outbox.c.lead_key, outbox.c.body))
+    assert [(r.event_type, r.lead_key) for r in found] == [("model.champion_changed", "model")]
+    data = json.loads(found[0].body)["data"]
+    assert data["version"] == newer.version and data["name"] == "lead-scorer"
