@@ -189,6 +189,16 @@ class Dispatcher:
             .order_by(o.c.message_id)
             .limit(self.settings.batch)
         )
+        # most polls find nothing: look in a read transaction first (a SQLite write
+        # transaction would take the lock the events' writers wait for)
+        due = (
+            select(outbox.c.message_id)
+            .where(outbox.c.status == "pending", outbox.c.next_attempt_us <= now)
+            .limit(1)
+        )
+        with self.store.read() as connection:
+            if connection.execute(due).first() is None:
+                return []
         if self.store.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=o)
         with self.store.write() as connection:
