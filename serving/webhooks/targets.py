@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.store.engine import Store, now_us
 from serving.store.outbox import EVENT_TYPES
@@ -147,17 +148,12 @@ def sync_connector(
         "description": f"connector {name} ({kind}) from the connectors file",
         "active": True,
     }
-    found = connection.execute(
-        select(webhooks.c.webhook_id).where(webhooks.c.webhook_id == webhook_id)
-    ).first()
-    if found is None:
-        connection.execute(
-            webhooks.insert().values(webhook_id=webhook_id, created_us=now_us(), **values)
-        )
-    else:
-        connection.execute(
-            update(webhooks).where(webhooks.c.webhook_id == webhook_id).values(values)
-        )
+    # (an upsert: every worker syncs at start-up, at the same moment)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(webhooks).values(
+        webhook_id=webhook_id, created_us=now_us(), **values
+    )
+    connection.execute(statement.on_conflict_do_update(index_elements=["webhook_id"], set_=values))
     return webhook_id
 
 
