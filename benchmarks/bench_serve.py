@@ -108,7 +108,7 @@ def main() -> None:
             "LEADSCORE_MAX_BODY_BYTES": "100000000",
         }
         ours = subprocess.Popen(
-            [str(bin_dir / "leadscore"), "serve", "--port", str(ours_port)],
+            [str(bin_dir / "leadscore"), "serve", "--port", str(ours_port), "--no-store"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

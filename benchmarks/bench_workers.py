@@ -56,7 +56,15 @@ def _serve(
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LEADSCORE_ALIAS_POLL_SECONDS": "0"}
     bin_dir = Path(sys.executable).parent
-    command = [str(bin_dir / "leadscore"), "serve", "--port", str(port), "--workers", str(workers)]
+    command = [
+        str(bin_dir / "leadscore"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-store",
+    ]
     if plain_asyncio:  # the baseline: what `leadscore serve` ran on before uvloop
         command = [str(bin_dir / "uvicorn"), "serving.app:app_from_env", "--factory",
                    "--port", str(port), "--workers", str(workers), "--loop", "asyncio",
