@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--train-accounts", type=int, default=1_500)
     args = parser.parse_args()
+    args.cli = [("--reasons 0", ["--reasons", "0"]), ("--reasons 3", ["--reasons", "3"])]
     import mlflow
     import numpy as np
 
@@ -77,6 +80,15 @@ def main() -> None:
         pyfunc.predict(frame)
         t_pyfunc = time.perf_counter() - t0
 
+        # the command a user runs, end to end (its imports included)
+        leadscore = str(Path(sys.executable).parent / "leadscore")
+        cli: dict[str, float] = {}
+        for name, extra in args.cli:
+            t0 = time.perf_counter()
+            command = [leadscore, "score", "--data", str(data), "--out", str(Path(tmp) / "c.csv")]
+            subprocess.run([*command, *extra], check=True, capture_output=True)
+            cli[name] = time.perf_counter() - t0
+
     touchpoints = len(crm.touchpoints)
     print(
         f"export: {args.accounts:,} accounts, {len(crm.contacts):,} contacts, "
@@ -89,6 +101,8 @@ def main() -> None:
             f"scoring step {what}: {s:.2f} s = {n / s:,.0f} leads/s; end to end "
             f"(read+validate {t_load:.1f} s, score, write CSV): {n / e2e:,.0f} leads/s"
         )
+    for name, seconds in cli.items():
+        print(f"leadscore score {name}: {seconds:.1f} s end to end = {n / seconds:,.0f} leads/s")
     print(
         f"baseline, MLflow pyfunc predict on the ready feature rows: {t_pyfunc:.2f} s = "
         f"{n / t_pyfunc:,.0f} leads/s; ratio scoring step (no reasons) / pyfunc: "
