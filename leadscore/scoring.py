@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from features.model.names import CHAMPION_URI, TABLE_CHAMPION_URI
+from features.model.names import CHAMPION_URI, DEFAULT_REASONS_FOR, TABLE_CHAMPION_URI
 from leadscore.inputs import (
     DATA_HELP,
     EXIT_OK,
@@ -24,7 +24,19 @@ from leadscore.inputs import (
 )
 
 
+def reasons_for(text: str) -> Any:
+    """`--reasons-for` (mql, top:K, top:P%, all), checked as the flag is read."""
+    from features.model.batch import ReasonsFor
+
+    try:
+        parsed = ReasonsFor.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parsed
+
+
 def cmd_score(args: argparse.Namespace) -> int:
+    args.reasons_text = getattr(args, "reasons_text", None) or _reasons_text(args)
     if args.table is not None:
         return _score_table(args)
     if args.data is None:
@@ -49,8 +61,11 @@ def cmd_score(args: argparse.Namespace) -> int:
             if args.rules
             else (scorer.rules or load_rules_or_fail(None))
         )
-        table = model_table(crm, scorer, config, as_of, reasons=args.reasons)
+        table = model_table(
+            crm, scorer, config, as_of, reasons=args.reasons, reasons_for=args.reasons_for
+        )
         print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
+        _say_reasons(table, args)
     _write_scores(args, table, None)
     mql = int(table["mql"].sum())
     how = "the points matrix" if args.rules_only else "the model and the points matrix"
@@ -74,7 +89,8 @@ def _score_table(args: argparse.Namespace) -> int:
         raise UserError(f"{uri} scores touchpoint histories (--data), not a lead table")
     try:
         source = read_table(args.table, args.sep, args.encoding)
-        table = table_scores(source, scorer, reasons=args.reasons)
+        table = table_scores(source, scorer, reasons=args.reasons, reasons_for=args.reasons_for)
+        _say_reasons(table, args)
     except ValueError as exc:  # TableError: the file, a column, a cell
         raise UserError(str(exc)) from exc
     _write_scores(args, table, source)
@@ -83,6 +99,25 @@ def _score_table(args: argparse.Namespace) -> int:
         f"{len(table):,} leads of {args.table}; {int(table['mql'].sum()):,} MQLs; wrote {args.out}"
     )
     return EXIT_OK
+
+
+def _reasons_text(args: argparse.Namespace) -> str:
+    found = args.reasons_for
+    parts = ["all"] if found.all else []
+    if not found.all:
+        parts += ["mql"] if found.mql else []
+        parts += [f"top:{found.top}"] if found.top else []
+        parts += [f"top:{found.top_share * 100:g}%"] if found.top_share else []
+    return ",".join(parts)
+
+
+def _say_reasons(table: Any, args: argparse.Namespace) -> None:
+    cost = table.attrs.get("reasons")
+    if cost is not None:
+        print(
+            f"reasons ({args.reasons_text}) for {cost.rows:,} of {len(table):,} leads: "
+            f"{cost.seconds:.1f} s, {cost.us_per_row:,.0f} µs a row"
+        )
 
 
 def _write_scores(args: argparse.Namespace, table: Any, source: Any) -> None:
@@ -204,6 +239,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=range(0, 21),
         metavar="N",
         help="top reasons per contact, 0-20 (default 3; 0 is fastest)",
+    )
+    sc.add_argument(
+        "--reasons-for",
+        type=reasons_for,
+        default=DEFAULT_REASONS_FOR,
+        metavar="WHO",
+        help="which leads get reasons: mql, top:K, top:P%%, all, or several with commas "
+        f"(default {DEFAULT_REASONS_FOR}: reasons cost ~100x a prediction)",
     )
     sc.add_argument(
         "--format",

@@ -8,10 +8,15 @@ here because they are part of what must behave the same offline and online.
 
 from __future__ import annotations
 
+import re
+import time
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from features.crm.load import CRM
+from features.model.names import DEFAULT_REASONS_FOR
 from features.model.scorer import LeadScorer
 from features.pipeline.kernel import compute_features
 from features.pipeline.registry import label
@@ -55,26 +60,107 @@ def rules_table(
             "engagement_points": scores.engagement.round(2),
             "mql": scores.mql,
             "grade": scores.grade,
-            "top_rules": [scores.top_rules(i) for i in range(len(contacts))],
+            "top_rules": scores.top_rules_all(),
         }
     )
     return table, scores, contacts
 
 
+@dataclass(frozen=True)
+class ReasonsFor:
+    """Which rows of a batch get reasons: `mql`, `top:K` (the K best by probability),
+    `top:P%` (the best P %), `all`; several, comma-separated, add up."""
+
+    all: bool = False
+    mql: bool = False
+    top: int = 0
+    top_share: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> ReasonsFor:
+        parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise ValueError("say which rows get reasons: mql, top:K, top:P%, all")
+        found: dict[str, object] = {}
+        for part in parts:
+            if part == "all":
+                found["all"] = True
+            elif part == "mql":
+                found["mql"] = True
+            elif m := re.fullmatch(r"top:(\d+(?:\.\d+)?)%", part):
+                share = float(m.group(1)) / 100
+                if not 0 < share <= 1:
+                    raise ValueError(f"{part!r}: a share between 0 and 100 %")
+                found["top_share"] = share
+            elif m := re.fullmatch(r"top:(\d+)", part):
+                found["top"] = int(m.group(1))
+            else:
+                raise ValueError(f"{part!r} is not mql, top:K, top:P% or all")
+        return cls(**found)  # type: ignore[arg-type]
+
+    def rows(self, probability: np.ndarray, mql: np.ndarray | None) -> np.ndarray:
+        """The positions of the rows that get reasons, ascending."""
+        n = len(probability)
+        if self.all:
+            return np.arange(n)
+        chosen = np.zeros(n, dtype=bool)
+        if self.mql and mql is not None:
+            chosen |= np.asarray(mql, dtype=bool)
+        k = max(self.top, int(np.ceil(self.top_share * n)) if self.top_share else 0)
+        if k:
+            best = np.argsort(-probability, kind="stable")[: min(k, n)]
+            chosen[best] = True
+        return np.flatnonzero(chosen)
+
+
+@dataclass(frozen=True)
+class ReasonsCost:
+    rows: int
+    seconds: float
+
+    @property
+    def us_per_row(self) -> float:
+        return self.seconds / self.rows * 1e6 if self.rows else 0.0
+
+
 def model_table(
-    crm: CRM, scorer: LeadScorer, config: RulesConfig, as_of: pd.Timestamp, reasons: int = 3
+    crm: CRM,
+    scorer: LeadScorer,
+    config: RulesConfig,
+    as_of: pd.Timestamp,
+    reasons: int = 3,
+    reasons_for: ReasonsFor | None = None,
 ) -> pd.DataFrame:
     """The points table plus the model's probability and, unless ``reasons`` is 0, the
-    labels of its top positive reasons (TreeSHAP, the costliest part of a batch)."""
+    labels of its top positive reasons for the rows of ``reasons_for`` (default: the MQLs
+    and the best 5 %; TreeSHAP is the costliest part of a batch). What they cost is in
+    ``table.attrs["reasons"]`` (a `ReasonsCost`)."""
     store = EventStore.from_crm(crm)
     table, _, contacts = rules_table(crm, config, as_of, store=store)
     block = compute_features(store, contacts, np.full(len(contacts), to_epoch(as_of)))
     x = scorer.matrix(block)
     # (full precision: the live store's scores are compared with these to 1e-9)
-    table.insert(2, "probability", scorer.predict(x))
+    probability = scorer.predict(x)
+    table.insert(2, "probability", probability)
     if reasons > 0:
-        table.insert(3, "top_reasons", top_reasons(scorer, x, reasons))
+        chosen = (reasons_for or ReasonsFor.parse(DEFAULT_REASONS_FOR)).rows(
+            probability, table["mql"].to_numpy()
+        )
+        texts, cost = reasons_of_rows(scorer, x, chosen, reasons)
+        table.insert(3, "top_reasons", texts)
+        table.attrs["reasons"] = cost
     return table
+
+
+def reasons_of_rows(
+    scorer: LeadScorer, x: np.ndarray, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, ReasonsCost]:
+    """The reasons text of `rows` (every other row: empty), and what they cost."""
+    clock = time.perf_counter()
+    texts = np.full(len(x), "", dtype=object)
+    if len(rows):
+        texts[rows] = top_reasons(scorer, x[rows], k)
+    return texts, ReasonsCost(len(rows), time.perf_counter() - clock)
 
 
 def top_reasons(scorer: LeadScorer, x: np.ndarray, k: int) -> list[str]:
@@ -87,7 +173,12 @@ def top_reasons(scorer: LeadScorer, x: np.ndarray, k: int) -> list[str]:
     ]
 
 
-def table_scores(raw: pd.DataFrame, scorer: LeadScorer, reasons: int = 3) -> pd.DataFrame:
+def table_scores(
+    raw: pd.DataFrame,
+    scorer: LeadScorer,
+    reasons: int = 3,
+    reasons_for: ReasonsFor | None = None,
+) -> pd.DataFrame:
     """Probability, points, MQL and reasons for every row of a lead table (a table model).
 
     Refuses, naming the column and rows, a table without the model's input columns or
@@ -105,12 +196,16 @@ def table_scores(raw: pd.DataFrame, scorer: LeadScorer, reasons: int = 3) -> pd.
     x = scorer.matrix_from_columns(inputs)
     ids = raw[spec.id_column] if spec.id_column in raw.columns else np.arange(1, len(raw) + 1)
     table = pd.DataFrame({"lead_id" if spec.id_column is None else spec.id_column: ids})
-    table["probability"] = scorer.predict(x).round(6)
+    probability = scorer.predict(x)
+    table["probability"] = probability.round(6)
     if scorer.table_rules is not None:
         points = score_table_rules(scorer.table_rules, inputs)
         table["points"] = points.total.round(2)
         table["mql"] = points.mql
         table["top_rules"] = [points.top_rules(i) for i in range(len(raw))]
     if reasons > 0:  # (a table's columns have no registry label: `label` gives the name)
-        table["top_reasons"] = top_reasons(scorer, x, reasons)
+        mql = table["mql"].to_numpy() if "mql" in table else None
+        chosen = (reasons_for or ReasonsFor.parse(DEFAULT_REASONS_FOR)).rows(probability, mql)
+        table["top_reasons"], cost = reasons_of_rows(scorer, x, chosen, reasons)
+        table.attrs["reasons"] = cost
     return table.reset_index(drop=True)

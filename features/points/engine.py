@@ -81,6 +81,29 @@ class RuleScores:
                           "points": round(float(adjust[g]), 2)})  # fmt: skip
         return lines
 
+    def top_rules_all(self, k: int = 3) -> list[str]:
+        """`top_rules(i)` of every row at once (a per-row loop over every rule was 16 % of
+        a batch run): the k fired rules of largest |points|, ties in rule order."""
+        n = len(self.points)
+        if n == 0:
+            return []
+        fired = self.count > 0
+        size = np.where(fired, np.abs(self.points.astype(float)), -1.0)
+        order = np.argsort(-size, axis=1, kind="stable")[:, :k]
+        taken = np.take_along_axis(fired, order, axis=1)
+        values = np.take_along_axis(self.points.astype(float), order, axis=1)
+        names = np.asarray(self.rule_names, dtype=object)
+        pieces = np.where(
+            taken,
+            names[order] + np.char.mod(" %+.1f", values).astype(object),
+            "",
+        )
+        out = pieces[:, 0]
+        for c in range(1, pieces.shape[1]):
+            column = pieces[:, c]
+            out = np.where(column != "", out + "; " + column, out)
+        return out.tolist()
+
     def top_rules(self, i: int, k: int = 3) -> str:
         """The k rules that moved the score most, e.g. "demo_request +50; free_mail -15"."""
         fired = [

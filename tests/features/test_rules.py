@@ -328,3 +328,15 @@ def test_the_mql_flag_follows_the_points_shown() -> None:
     )
     assert s.total[i] == round(raw, 2) > raw
     assert s.mql[i]
+
+
+def test_the_top_rules_of_every_row_at_once_are_each_rows_own(
+    synthetic: tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]],
+) -> None:
+    store = EventStore.from_crm(crm_from_frames(synthetic[0]))
+    n = store.n_contacts
+    moment = int(pd.Timestamp("2025-06-01", tz="UTC").timestamp())
+    scores = score_rules(load_rules(), store, np.arange(n), np.full(n, moment))
+    assert scores.top_rules_all() == [scores.top_rules(i) for i in range(n)]
+    assert scores.top_rules_all(k=1) == [scores.top_rules(i, k=1) for i in range(n)]
+    assert sum(bool(t) for t in scores.top_rules_all()) > n // 2

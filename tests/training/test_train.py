@@ -166,6 +166,28 @@ def test_evaluate_and_score_with_the_champion(first: TrainResult, crm_dir: Path,
     assert "top_reasons" not in fast.columns
     assert fast["probability"].tolist() == table["probability"].tolist()
 
+    # Reasons where they are read: by default the MQLs and the best 5 %, the same text
+    # as when every row gets them; the others empty; the cost said.
+    every_csv = tmp_path / "every.csv"
+    assert main(["score", "--data", str(crm_dir), "--out", str(every_csv),
+                 "--reasons-for", "all"]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert f"reasons (all) for {len(table):,} of {len(table):,} leads" in said
+    every = pd.read_csv(every_csv, keep_default_na=False)
+    default = pd.read_csv(out_csv, keep_default_na=False)
+    chosen = default["top_reasons"] != ""
+    best = default["probability"].rank(ascending=False, method="first") <= -(-len(default) // 20)
+    assert (chosen == (best | default["mql"])).all()
+    assert (default.loc[chosen, "top_reasons"] == every.loc[chosen, "top_reasons"]).all()
+    assert (every["top_reasons"] != "").sum() > chosen.sum()
+    assert main(["score", "--data", str(crm_dir), "--out", str(every_csv),
+                 "--reasons-for", "top:7"]) == 0  # fmt: skip
+    assert "reasons (top:7) for 7 of" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["score", "--data", str(crm_dir), "--out", str(every_csv), "--reasons-for", "best"])
+    assert refused.value.code == 2
+    assert "'best' is not mql, top:K, top:P% or all" in capsys.readouterr().err
+
 
 def test_score_with_a_missing_model_is_a_clear_error(
     crm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
