@@ -46,6 +46,7 @@ demo: install
 	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/score -H 'content-type: application/json' -d @$(DEMO_DIR)/request.json"
 	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/events -H 'content-type: application/json' -d @$(DEMO_DIR)/event.json"
 	@echo "  curl -s http://127.0.0.1:$(DEMO_PORT)/v1/leads/$$(cat $(DEMO_DIR)/lead.txt)/history"
+	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/webhooks -H 'content-type: application/json' -d '{\"url\": \"https://example.com/hook\", \"events\": [\"lead.mql_reached\"]}'"
 	@echo "  open http://127.0.0.1:$(DEMO_PORT)/docs for the API and its examples"
 	cd $(DEMO_DIR) && ../$(BIN)/leadscore serve --port $(DEMO_PORT)
 
