@@ -329,7 +329,8 @@ def _announce(
     now_us: int,
 ) -> None:
     """Write the outbox messages the ledger rows cause (same transaction). The contacts
-    with a message get their reasons now (the CRM shows them), saved in the row too."""
+    with a message to a target that shows reasons get them now, saved in the row too;
+    a connector that writes no reasons costs no TreeSHAP."""
     subs = outbox.subscriptions(connection)
     if not subs:
         return
@@ -346,7 +347,8 @@ def _announce(
         return
     told = sorted({i for i, _, _ in planned})
     answers = {i: json.loads(ledger[i]["answer"]) for i in told}
-    missing = [i for i in told if not answers[i]["reasons"]]
+    explain_for = {i for i, sub, _ in planned if sub.reasons}
+    missing = [i for i in told if i in explain_for and not answers[i]["reasons"]]
     if missing:
         x = np.stack([np.frombuffer(ledger[i]["features"], dtype="<f8") for i in missing])
         for i, reasons in zip(missing, explain(model.scorer, x, MESSAGE_REASONS), strict=True):
@@ -354,7 +356,7 @@ def _announce(
             ledger[i]["answer"] = json.dumps(answers[i])
             ledger[i]["explained"] = True
     rows = []
-    for i, webhook_id, event_type in planned:
+    for i, target, event_type in planned:
         row, answer, old = ledger[i], answers[i], changes[i].before
         data = {
             "contact_id": row["contact_id"],
@@ -373,7 +375,9 @@ def _announce(
             "rules": answer["rules"],
             "account": answer["account"],
         }
-        rows.append(outbox.message_row(webhook_id, event_type, row["contact_id"], data, now_us))
+        rows.append(
+            outbox.message_row(target.webhook_id, event_type, row["contact_id"], data, now_us)
+        )
     outbox.write(connection, rows)
 
 

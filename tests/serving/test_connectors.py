@@ -31,7 +31,7 @@ from features.crm.database import accounts, contacts, touchpoints
 from serving.app import create_app
 from serving.config import Settings
 from serving.connectors import hubspot
-from serving.store.tables import current_scores, outbox
+from serving.store.tables import current_scores, outbox, scores
 from tests.conftest import SHARED
 from tests.serving.db import count, rows, wait_for
 from tests.serving.receiver import Received, Receiver
@@ -179,6 +179,10 @@ def test_bitrix24_lead_events_read_the_lead_score_it_and_write_the_score_back(
         assert fields["UF_CRM_LEADSCORE_POINTS"] == round(score.points, 2)
         assert fields["UF_CRM_LEADSCORE_GRADE"] == score.grade
         assert fields["UF_CRM_LEADSCORE_MQL"] == ("Y" if score.mql else "N")
+        # it writes no reasons, so none were computed for it (TreeSHAP in the event's
+        # transaction only for targets that show them)
+        (ledger,) = rows(sqlite_url, sa.select(scores.c.explained))
+        assert ledger.explained is False
 
         # the loop guard: Bitrix24 tells us of our own update; the lead reads the same
         again = client.post("/v1/connectors/bitrix24/events",
