@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,34 @@ def tracking(champion: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[
     """The session's champion, reachable through MLFLOW_TRACKING_URI."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
     return champion
+
+
+@pytest.fixture
+def make_app(tracking: dict[str, str], sqlite_url: str) -> Iterator[Callable[..., Any]]:
+    """`make(**settings)`: the app on this test's fresh store, as an entered TestClient
+    (lifespan run: the model loaded, the dispatcher started), closed at the end. Retries
+    and polls are fast; nothing runs on a schedule."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.config import Settings
+
+    made: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        values: dict[str, Any] = {
+            "alias_poll_seconds": 0,
+            "database_url": sqlite_url,
+            "rescore_every_seconds": 0,
+            "webhook_retry_base_seconds": 0.05,
+            "webhook_retry_cap_seconds": 0.2,
+            "dispatch_poll_seconds": 0.05,
+        }
+        client = TestClient(create_app(Settings(**(values | overrides))))
+        client.__enter__()
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.__exit__(None, None, None)

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from features.crm.database import accounts, contacts, touchpoints
-from serving.app import create_app
-from serving.config import Settings
 from serving.connectors import hubspot
 from serving.store.tables import current_scores, outbox, scores
 from tests.conftest import SHARED
@@ -72,33 +70,18 @@ def same_shape(ours: Any, theirs: Any, where: str = "body") -> None:
 
 @pytest.fixture
 def connected(
-    tracking: dict[str, str], sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., TestClient]]:
+    make_app: Callable[..., TestClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., TestClient]:
     """An app with one connector (from a connectors file) on a fresh store."""
-    made: list[TestClient] = []
 
     def make(spec: dict[str, Any], env: dict[str, str], **overrides: Any) -> TestClient:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         file = tmp_path / "connectors.yaml"
         file.write_text(json.dumps({"connectors": [spec]}))  # (JSON is YAML)
-        settings = Settings(
-            alias_poll_seconds=0,
-            database_url=sqlite_url,
-            rescore_every_seconds=0,
-            connectors=str(file),
-            webhook_retry_base_seconds=0.05,
-            dispatch_poll_seconds=0.05,
-            **overrides,
-        )
-        client = TestClient(create_app(settings))
-        client.__enter__()
-        made.append(client)
-        return client
+        return make_app(connectors=str(file), **overrides)
 
-    yield make
-    for client in made:
-        client.__exit__(None, None, None)
+    return make
 
 
 # --- Bitrix24 ---------------------------------------------------------------------------

@@ -8,9 +8,10 @@ to a real HTTP receiver on loopback.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.config import Settings
 from serving.store.tables import outbox, scores
 from serving.webhooks import signing
 from tests.conftest import SHARED
 from tests.serving.db import rows, wait_for
 from tests.serving.receiver import Received, Receiver
+from tests.serving.test_events import ACME, ANA
 
 VECTORS = SHARED / "data" / "crm_payloads" / "standard-webhooks" / "signature_test_vectors.json"
 ADMIN = {"X-API-Key": "admin-key"}
@@ -94,44 +94,14 @@ def test_the_standardwebhooks_library_verifies_what_we_sign() -> None:
 
 # --- end to end ---------------------------------------------------------------------------
 
-ACME = {"account_id": "A1", "industry": "software", "employees": 250, "country": "DE"}
-ANA = {
-    "contact_id": "C1",
-    "account_id": "A1",
-    "created_at": "2025-03-02T10:00:00Z",
-    "job_title": "VP Finance",
-    "lead_source": "web_form",
-}
-
 
 def touch(touch_id: str, kind: str, when: str = "2025-05-30T10:00:00Z") -> dict[str, Any]:
     return {"touchpoint_id": touch_id, "contact_id": "C1", "occurred_at": when, "type": kind}
 
 
 @pytest.fixture
-def app_client(tracking: dict[str, str], sqlite_url: str) -> Iterator[Callable[..., TestClient]]:
-    made: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = Settings(
-            alias_poll_seconds=0,
-            database_url=sqlite_url,
-            rescore_every_seconds=0,
-            admin_keys=["admin-key"],
-            api_keys=["key"],
-            webhook_retry_base_seconds=0.05,
-            webhook_retry_cap_seconds=0.2,
-            dispatch_poll_seconds=0.05,
-            **overrides,
-        )
-        client = TestClient(create_app(settings))
-        client.__enter__()
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.__exit__(None, None, None)
+def app_client(make_app: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    return functools.partial(make_app, admin_keys=["admin-key"], api_keys=["key"])
 
 
 def events(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
