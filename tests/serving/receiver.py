@@ -3,7 +3,8 @@
 Webhook tests point subscriptions at it; connector tests put a CRM's fake API behind it
 (`respond` checks each request against the vendor's documented example and answers as
 the vendor does). `down()` closes the socket (connection refused), `up()` listens again
-on the same port: an outage, not an error answer.
+on the same port: an outage, not an error answer. A body cut short (its sender killed
+mid-request) is recorded as 499, not as a delivery: a real receiver could not read it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class Receiver:
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 probe = Received(self.command, self.path, headers, body, 0, time.monotonic())
+                if len(body) < length:  # the sender died mid-body: nothing was delivered
+                    with receiver.lock:
+                        receiver.requests.append(
+                            Received(self.command, self.path, headers, body, 499, probe.at)
+                        )
+                    self.close_connection = True
+                    return
                 try:
                     status, content, extra = receiver.respond(probe)
                 except Exception as exc:  # a failed check in the fake: a 599 the test sees
@@ -59,13 +67,16 @@ class Receiver:
                     receiver.requests.append(
                         Received(self.command, self.path, headers, body, status, probe.at)
                     )
-                self.send_response(status)
-                for key, value in extra.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(content)))
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(content)
+                try:
+                    self.send_response(status)
+                    for key, value in extra.items():
+                        self.send_header(key, value)
+                    self.send_header("content-length", str(len(content)))
+                    self.send_header("content-type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(content)
+                except OSError:  # the sender is gone (killed): it never saw this answer
+                    self.close_connection = True
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
