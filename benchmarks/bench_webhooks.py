@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from bench_live import _drop_postgres, _fresh_postgres, _run, _touch
-from common import AS_OF, champion_and_leads, free_port, wait_until_up
+from bench_live import _drop_postgres, _fresh_postgres, _run, _seeded, _Server, _touch
+from common import AS_OF, champion_and_leads, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -92,21 +92,11 @@ def bench_latency(args: argparse.Namespace) -> None:
         stores, pg = _stores(home)
         try:
             for name, url in stores:
-                _run("db", "upgrade", "--database", url)
-                _run("load", "--data", str(home / "crm"), "--database", url,
-                     "--as-of", AS_OF.isoformat())  # fmt: skip
+                _seeded(url, home / "crm")
                 receiver = Receiver()
-                port = free_port()
-                env = {**os.environ, "LEADSCORE_ALIAS_POLL_SECONDS": "0",
-                       "LEADSCORE_RESCORE_EVERY_SECONDS": "0"}  # fmt: skip
-                server = subprocess.Popen(
-                    [str(BIN / "leadscore"), "serve", "--port", str(port), "--database", url],
-                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
-                base = f"http://127.0.0.1:{port}"
+                server = _Server(url)
                 try:
-                    wait_until_up(f"{base}/readyz")
-                    with httpx.Client(base_url=base, timeout=60) as c:
+                    with httpx.Client(base_url=server.base, timeout=60) as c:
                         hook = {"url": receiver.url, "min_change": 0,
                                 "events": ["lead.score_changed"]}  # fmt: skip
                         made = c.post("/v1/webhooks", json=hook)
@@ -115,7 +105,8 @@ def bench_latency(args: argparse.Namespace) -> None:
                         for i in range(args.events + 30):
                             contact = bodies[i % len(bodies)]["contact"]["contact_id"]
                             receiver.arrived.pop(contact, None)
-                            receiver.waiting, _ = contact, receiver.event.clear()
+                            receiver.waiting = contact
+                            receiver.event.clear()
                             body = {"touchpoints": [_touch(contact)], "as_of": AS_OF.isoformat()}
                             start = time.perf_counter()
                             r = c.post("/v1/events", json=body)
@@ -132,8 +123,7 @@ def bench_latency(args: argparse.Namespace) -> None:
                                 trip.append((answered - start) * 1000)
                                 delivered.append((receiver.arrived[contact] - start) * 1000)
                 finally:
-                    server.terminate()
-                    server.wait(20)
+                    server.stop()
                     receiver.close()
                 t50, t99 = np.percentile(trip, [50, 99])
                 d50, d99 = np.percentile(delivered, [50, 99])

@@ -36,7 +36,6 @@ def reasons_for(text: str) -> Any:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    args.reasons_text = getattr(args, "reasons_text", None) or _reasons_text(args)
     if args.table is not None:
         return _score_table(args)
     if args.data is None:
@@ -101,21 +100,11 @@ def _score_table(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reasons_text(args: argparse.Namespace) -> str:
-    found = args.reasons_for
-    parts = ["all"] if found.all else []
-    if not found.all:
-        parts += ["mql"] if found.mql else []
-        parts += [f"top:{found.top}"] if found.top else []
-        parts += [f"top:{found.top_share * 100:g}%"] if found.top_share else []
-    return ",".join(parts)
-
-
 def _say_reasons(table: Any, args: argparse.Namespace) -> None:
     cost = table.attrs.get("reasons")
     if cost is not None:
         print(
-            f"reasons ({args.reasons_text}) for {cost.rows:,} of {len(table):,} leads: "
+            f"reasons ({args.reasons_for}) for {cost.rows:,} of {len(table):,} leads: "
             f"{cost.seconds:.1f} s, {cost.us_per_row:,.0f} µs a row"
         )
 

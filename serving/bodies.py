@@ -54,7 +54,8 @@ def require_json(request: Request) -> None:
         )
 
 
-def _json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
+    """The body as JSON values, or a `BodyError` that says it is not JSON (without it)."""
     try:
         return pydantic_core.from_json(body)
     except ValueError:
@@ -80,7 +81,7 @@ def parse_lead(body: bytes) -> ScoreRequest:
     validators run either way.
     """
     if len(body) > LARGE_BODY:
-        request: ScoreRequest = _validate(ScoreRequest, _json(body), ("body",))
+        request: ScoreRequest = _validate(ScoreRequest, parse_json(body), ("body",))
         return request
     try:
         return ScoreRequest.model_validate_json(body)
@@ -98,7 +99,7 @@ def parse_batch(body: bytes, max_batch: int) -> list[ParsedLead]:
     The envelope itself (an object with `leads`, a list of 1 to ``max_batch`` items, no
     other field) must be right, else the whole body is refused.
     """
-    data = _json(body)
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise BodyError(
             [field_error(("body",), "expected an object with leads: [...]", "model_type")]

@@ -98,6 +98,15 @@ class ReasonsFor:
                 raise ValueError(f"{part!r} is not mql, top:K, top:P% or all")
         return cls(**found)  # type: ignore[arg-type]
 
+    def __str__(self) -> str:
+        """As `parse` reads it (e.g. "mql,top:5%")."""
+        if self.all:
+            return "all"
+        parts = ["mql"] if self.mql else []
+        parts += [f"top:{self.top}"] if self.top else []
+        parts += [f"top:{self.top_share * 100:g}%"] if self.top_share else []
+        return ",".join(parts)
+
     def rows(self, probability: np.ndarray, mql: np.ndarray | None) -> np.ndarray:
         """The positions of the rows that get reasons, ascending."""
         n = len(probability)

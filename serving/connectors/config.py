@@ -21,7 +21,6 @@ names a variable which is not set is refused at start-up, saying which.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -195,10 +194,6 @@ def load_connectors(path: str | Path | None) -> list[ConnectorSpec]:
             raise ConnectorConfigError(f"{file}: two connectors are named {spec.name!r}")
         out.append(spec)
     return out
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.strip().lower()).strip("-")
 
 
 def sync_connectors(store: Store, specs: list[ConnectorSpec]) -> None:

@@ -15,10 +15,10 @@ import logging
 from typing import Annotated, Any
 
 import httpx
-import pydantic_core
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from serving.bodies import BodyError, parse_json
 from serving.connectors import bitrix24, hubspot, mautic
 from serving.connectors.base import ConnectorError
 from serving.connectors.config import ConnectorSpec, credential
@@ -39,9 +39,9 @@ StoreDep = Annotated[Store, Depends(live_store)]
 ModelDep = Annotated[LoadedModel, Depends(live_model)]
 
 
-def _intake_secret(spec: ConnectorSpec, key: str) -> str:
+def _intake_secret(spec: ConnectorSpec, config: dict[str, Any], key: str) -> str:
     try:
-        return credential(spec.stored(), key)
+        return credential(config, key)
     except ConnectorError:
         raise HTTPException(
             status_code=503,
@@ -107,7 +107,7 @@ Translated = tuple[str | None, dict[str, Any], dict[tuple[str, int], dict[str, A
 def _bitrix24(
     spec: ConnectorSpec, config: dict[str, Any], body: bytes, request: Request
 ) -> Translated:
-    token = _intake_secret(spec, "application_token")
+    token = _intake_secret(spec, config, "application_token")
     form = bitrix24.parse_form(body)
     given = (
         form.get("auth", {}).get("application_token")
@@ -133,7 +133,7 @@ def _bitrix24(
 def _hubspot(
     spec: ConnectorSpec, config: dict[str, Any], body: bytes, request: Request
 ) -> Translated:
-    secret = _intake_secret(spec, "client_secret")
+    secret = _intake_secret(spec, config, "client_secret")
     public = spec.options.get("public_url")
     uri = str(public).rstrip("/") + request.url.path if public else str(request.url)
     why = hubspot.verify_v3(
@@ -156,22 +156,24 @@ def _hubspot(
 def _mautic(
     spec: ConnectorSpec, config: dict[str, Any], body: bytes, request: Request
 ) -> Translated:
-    secret = _intake_secret(spec, "webhook_secret")
+    secret = _intake_secret(spec, config, "webhook_secret")
     why = mautic.verify(secret, body, request.headers.get("webhook-signature"))
     if why is not None:
         raise _unauthorized(why)
     mapping = request.app.state.segment_mapping
     page_type = mapping.page_type if mapping is not None else (lambda _path: None)
+    data = _json(body)
     try:
-        records, defaults, ignored = mautic.webhook_records(_json(body), config, page_type)
+        records, defaults, ignored = mautic.webhook_records(data, config, page_type)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    events = sorted(k for k in (_json(body) or {}) if str(k).startswith("mautic."))
+    events = sorted(k for k in data if str(k).startswith("mautic."))
     return ",".join(events) or None, records, defaults, ignored
 
 
 def _json(body: bytes) -> Any:
+    """The body as JSON (a 422 with the field errors of `parse_json` when it is not)."""
     try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        raise HTTPException(status_code=422, detail="the body is not valid JSON") from None
+        return parse_json(body)
+    except BodyError as exc:
+        raise HTTPException(status_code=422, detail=exc.errors) from None

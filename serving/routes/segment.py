@@ -11,11 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-import pydantic_core
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from serving.bodies import BodyError, require_json
+from serving.bodies import BodyError, parse_json, require_json
 from serving.dependencies import live_model, live_store, require_key, wake_dispatcher
 from serving.errors import error_responses, field_error, unprocessable
 from serving.routes.live import rescored_of
@@ -52,13 +51,7 @@ async def post_segment(
     limit = request.app.state.settings.max_events
 
     def work() -> EventsResponse:
-        try:
-            data = pydantic_core.from_json(body)
-        except ValueError:
-            raise BodyError(
-                [field_error(("body",), "the body is not valid JSON", "json_invalid")]
-            ) from None
-        messages = messages_of(data)
+        messages = messages_of(parse_json(body))
         if messages is None:
             raise BodyError(
                 [field_error(("body",), 'expected a Segment message or {"batch": [...]}',

@@ -177,6 +177,6 @@ async def redeliver(
     """Send again, with their own webhook-id: the named messages, or every dead one."""
     await _known(store, webhook_id)
     ids = body.message_ids if body is not None else None
-    count = await run_in_threadpool(dispatch.redeliver, store, webhook_id, ids, None)
+    count = await run_in_threadpool(dispatch.redeliver, store, webhook_id, ids)
     wake_dispatcher(request)
     return Redelivered(webhook_id=webhook_id, redelivered=count)

@@ -30,14 +30,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import pydantic_core
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Select, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.crm.database import CONTRACT_COLUMNS, accounts, contacts, opportunities, touchpoints
 from features.crm.records import opportunity_problems, parse_timestamp
-from serving.bodies import BodyError
+from serving.bodies import BodyError, parse_json
 from serving.errors import field_error, pydantic_errors
 from serving.schemas import Account, ContactEvent, OpportunityEvent, TouchpointEvent
 from serving.store.engine import Store, now_us
@@ -138,7 +137,7 @@ def parse_events(
     """A body's items, each valid or rejected; a `BodyError` when the envelope is wrong
     (not an object, an unknown key, a list that is not a list, more items than `limit`).
     `defaults`: per (table, index), values an item takes only when it is new."""
-    data = body if isinstance(body, Mapping) else _json(body)
+    data = body if isinstance(body, Mapping) else parse_json(body)
     if not isinstance(data, Mapping):
         raise BodyError(
             [field_error(("body",), "expected an object with lists of events", "model_type")]
@@ -202,15 +201,6 @@ def parse_events(
             free = frozenset((loose or {}).get((table, index), ()))
             items[table].append(Item(table, index, fields[ID[table]], fields, extra, free))
     return Events(items, rejected, as_of)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        raise BodyError(
-            [field_error(("body",), "the body is not valid JSON", "json_invalid")]
-        ) from None
 
 
 def _unknown_key(name: str) -> str:

@@ -18,7 +18,6 @@ A round claims due messages, sends them, and records each attempt:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -27,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -368,20 +367,6 @@ class Dispatcher:
         self.client.close()
 
 
-@contextlib.contextmanager
-def running(dispatcher: Dispatcher) -> Iterator[threading.Event]:
-    """The dispatcher in a background thread, stopped on leaving."""
-    stop = threading.Event()
-    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatch", daemon=True)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        dispatcher.wake.set()
-        thread.join(timeout=dispatcher.settings.timeout_seconds + 5)
-
-
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -444,16 +429,14 @@ def attempts_of(store: Store, message_ids: list[int]) -> dict[int, list[dict[str
     return out
 
 
-def redeliver(
-    store: Store, webhook_id: str, message_ids: list[int] | None, status: str | None
-) -> int:
+def redeliver(store: Store, webhook_id: str, message_ids: list[int] | None) -> int:
     """Send messages again (dead ones, or any named ones, delivered included) with their
     own webhook-id, from their first attempt's budget; returns how many."""
     where: list[Any] = [outbox.c.webhook_id == webhook_id, outbox.c.status != "cancelled"]
     if message_ids is not None:
         where.append(outbox.c.message_id.in_(message_ids))
     else:
-        where.append(outbox.c.status == (status or "dead"))
+        where.append(outbox.c.status == "dead")
     with store.write() as connection:
         active = connection.execute(
             select(webhooks.c.webhook_id).where(

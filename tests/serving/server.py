@@ -19,6 +19,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(url: str, timeout: float, alive: Callable[[], str | None] = lambda: None) -> None:
+    """Until `url` answers 200; `alive()` says why not to wait any longer (a dead process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if (why := alive()) is not None:
+            raise RuntimeError(why)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not become ready in {timeout:g} s")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def running_server(app: FastAPI, ready_path: str = "/readyz", timeout: float = 60) -> Iterator[str]:
     """Serve ``app`` in a thread until the block ends; yields the base URL once ready."""
@@ -28,16 +44,7 @@ def running_server(app: FastAPI, ready_path: str = "/readyz", timeout: float = 6
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{base}{ready_path}", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the server did not become ready in {timeout:g} s")
-            time.sleep(0.2)
+        wait_ready(f"{base}{ready_path}", timeout)
         yield base
     finally:
         server.should_exit = True
@@ -74,18 +81,12 @@ def served(
                 stderr=subprocess.DEVNULL,
             )
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if process[-1].poll() is not None:
-                raise RuntimeError(f"leadscore serve exited with {process[-1].returncode}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the server did not become ready in {timeout:g} s")
-            time.sleep(0.1)
+
+        def alive() -> str | None:
+            code = process[-1].poll()
+            return None if code is None else f"leadscore serve exited with {code}"
+
+        wait_ready(f"{base}/readyz", timeout, alive)
 
     def kill() -> None:
         with contextlib.suppress(ProcessLookupError):
