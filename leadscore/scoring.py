@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--no-store", action="store_true", help="no live store: only /v1/score and the model routes"
     )
     sv.set_defaults(func=cmd_serve)
+
+    ui = sub.add_parser(
+        "ui-user",
+        help="print a LEADSCORE_UI_USERS entry: a user of the marketing workspace (/ui)",
+        description="Prints name:role:hash for LEADSCORE_UI_USERS (join several with commas). "
+        "The password is read from --password, else from standard input (one line).",
+    )
+    ui.add_argument("name", help="the user name to sign in with")
+    ui.add_argument("--role", choices=["marketing", "admin"], default="marketing")
+    ui.add_argument("--password", default=None, help="default: read from standard input")
+    ui.set_defaults(func=cmd_ui_user)
+
+
+def cmd_ui_user(args: argparse.Namespace) -> int:
+    """A workspace user entry; the password never appears in it (PBKDF2-SHA256)."""
+    from serving.workspace.session import UserEntryError, user_entry
+
+    password = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UserError("an empty password: give --password or one line on standard input")
+    try:
+        print(user_entry(args.name, args.role, password))
+    except UserEntryError as exc:
+        raise UserError(str(exc)) from None
+    return EXIT_OK

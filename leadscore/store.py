@@ -90,13 +90,18 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return EXIT_OK if state.up_to_date else 1
 
 
-def _loaded(uri: str) -> LoadedModel:
-    from serving.state import LoadedModel
+def _loaded(uri: str, store: Store) -> LoadedModel:
+    """The model by URI, scoring points with the matrix applied in the store (if any)."""
+    from serving.state import LoadedModel, with_matrix
+    from serving.store.matrices import in_effect
 
     scorer, info = load_model_or_fail(uri)
     if scorer.kind != "touchpoint":
         raise UserError(f"{uri} scores lead tables; the live store needs a touchpoint model")
-    return LoadedModel(scorer, info["name"] or uri, info["version"], info["alias"], uri)
+    loaded = LoadedModel(
+        scorer, info["name"] or uri, info["version"], info["alias"], uri, trained_rules=scorer.rules
+    )
+    return with_matrix(loaded, in_effect(store))
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -109,7 +114,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     if is_database_url(str(args.data)):
         raise UserError("--data is the export to load (a folder), not a database")
     store = open_store(args)
-    model = None if args.no_score else _loaded(args.model)
+    model = None if args.no_score else _loaded(args.model, store)
     crm, report = read_crm(args.data, csv_format(args))
     if crm is None:
         raise UserError(f"{report.to_text()}\nnothing was loaded")
@@ -134,7 +139,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from serving.store.rescore import RescoreBusy, rescore
 
     store = open_store(args)
-    model = _loaded(args.model)
+    model = _loaded(args.model, store)
     as_of = None
     if args.as_of is not None:
         as_of = dt.datetime.fromisoformat(args.as_of)

@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 import logging
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 
 from serving.config import Settings, dispatch_settings, get_settings
 from serving.connectors.config import load_connectors, sync_connectors
@@ -37,10 +39,14 @@ from serving.schemas import BatchRequest, ErrorBody, EventsRequest, FieldError, 
 from serving.segment.translate import MappingError, load_mapping
 from serving.state import ModelHolder
 from serving.store.engine import Store
+from serving.store.matrices import in_effect, latest_id
 from serving.store.reads import ExplainModels
 from serving.store.schedule import model_changed, rescore_schedule
 from serving.store.schema import SchemaError, require_current
 from serving.webhooks.dispatch import Dispatcher
+from serving.workspace import routes as workspace
+from serving.workspace.analysis import Analyses
+from serving.workspace.session import Sessions
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +54,11 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; `settings` replaces LEADSCORE_* environment settings (tests, CLI)."""
     settings = settings or get_settings()
-    holder = ModelHolder(settings.model_uri)
+    holder = ModelHolder(settings.model_uri, evidence=True)  # the workspace reads its holdout
     metrics = Metrics()
     store = Store(settings.database_url) if settings.database_url else None
     connectors = load_connectors(settings.connectors)  # a bad file: refused here, with why
+    sessions = Sessions(settings)  # a bad LEADSCORE_UI_USERS entry: refused here, with which
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.store_problem = await asyncio.to_thread(_store_problem, store)
             if app.state.store_problem:
                 logger.error("live routes are off: %s", app.state.store_problem)
+            else:
+                holder.use_matrix(await asyncio.to_thread(in_effect, store))
+        if sessions.generated_secret:
+            logger.warning(
+                "LEADSCORE_UI_SECRET is not set: workspace sessions end when this process "
+                "stops and are not shared between workers"
+            )
         tasks = [asyncio.create_task(_poll_alias(app, settings.alias_poll_seconds))]
         stop = threading.Event()
         thread = None
@@ -108,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.explain_models = ExplainModels(lambda: holder.current)
     app.state.connectors = {spec.name: spec for spec in connectors}
     app.state.dispatcher = None
+    app.state.sessions = sessions
+    app.state.analyses = Analyses()
+    app.state.background = set()  # tasks started by requests (a rescore after a new matrix)
     #: calls the connectors make while taking a CRM's event in (Bitrix24's crm.lead.get)
     app.state.http_client = httpx.Client(timeout=settings.webhook_timeout_seconds)
     try:
@@ -123,6 +140,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
     )
     app.add_exception_handler(RequestValidationError, request_validation_handler)
+
+    async def sign_in_first(request: Request, exc: Exception) -> RedirectResponse:
+        assert isinstance(exc, workspace.NotSignedIn)
+        return RedirectResponse(
+            "/ui/login?" + urllib.parse.urlencode({"next": exc.target}), status_code=303
+        )
+
+    app.add_exception_handler(workspace.NotSignedIn, sign_in_first)
     for router in (
         operations.router,
         scoring.router,
@@ -131,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         connectors_routes.router,
         webhooks.router,
         model.router,
+        workspace.router,
     ):
         app.include_router(router)
     add_offline_docs(app)
@@ -165,6 +191,7 @@ async def _poll_alias(app: FastAPI, seconds: float) -> None:
     if seconds <= 0:
         return
     holder: ModelHolder = app.state.holder
+    store: Store | None = app.state.store
     while True:
         await asyncio.sleep(seconds)
         try:
@@ -173,6 +200,13 @@ async def _poll_alias(app: FastAPI, seconds: float) -> None:
                 await model_changed(app)
         except Exception as exc:  # a registry hiccup must not take the API down
             logger.warning("alias check failed: %s", exc)
+        if store is None or app.state.store_problem:
+            continue
+        try:  # a matrix applied through another worker
+            if await asyncio.to_thread(latest_id, store) != holder.matrix_id:
+                holder.use_matrix(await asyncio.to_thread(in_effect, store))
+        except Exception as exc:
+            logger.warning("points matrix check failed: %s", exc)
 
 
 def _store_problem(store: Store) -> str | None:

@@ -64,7 +64,14 @@ class Settings(BaseSettings):
     #: docs/integrations.md. Credentials stay in the environment variables it names.
     connectors: str | None = None
 
-    @field_validator("api_keys", "admin_keys", mode="before")
+    #: who may sign in to the workspace (/ui): entries name:role:pbkdf2_sha256$..., comma-
+    #: separated (`leadscore ui-user` makes one); API and admin keys sign in too
+    ui_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: signs the workspace's session cookies; empty: a random one per process (sessions
+    #: end at a restart and are not shared between workers)
+    ui_secret: str | None = None
+
+    @field_validator("api_keys", "admin_keys", "ui_users", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         """LEADSCORE_API_KEYS="key1,key2": several keys, so they can be rotated."""

@@ -629,3 +629,14 @@ class ConnectorIntake(BaseModel):
     ignored: int
     rejected: list[Rejected]
     rescored: list[Rescored]
+
+
+class PointsWhatIf(BaseModel):
+    """A points matrix on the champion's holdout."""
+
+    mql_share: float = Field(description="share of holdout snapshots the matrix makes MQLs")
+    mql: int = Field(description="how many that is")
+    precision: float = Field(description="share of those MQLs that converted")
+    recall: float = Field(description="share of conversions that were MQLs")
+    roc_auc: float = Field(description="the points total as a ranking of conversions")
+    rows: int = Field(description="holdout snapshots")

@@ -57,12 +57,9 @@ def promote(
             raise ValueError(f"{name} has no version {version}")
         _refuse_weak(name, version, force)
         previous = alias_version(name, CHAMPION)
-        set_alias(name, CHAMPION, version)
-        return Promotion(
-            True,
-            version,
-            f"{name} version {version} is now the champion (was {previous or 'none'})",
-        )
+        message = f"{name} version {version} is now the champion (was {previous or 'none'})"
+        set_alias(name, CHAMPION, version, f"chosen by hand: {message}")
+        return Promotion(True, version, message)
     challenger = alias_version(name, CHALLENGER)
     if challenger is None:
         raise ValueError(f"{name} has no challenger; train a model first (leadscore train)")
@@ -71,9 +68,10 @@ def promote(
         return Promotion(False, champion, f"version {challenger} is already the champion")
     _refuse_weak(name, challenger, force)
     if champion is None or force:
-        set_alias(name, CHAMPION, challenger)
         why = "forced" if force else "there was no champion yet"
-        return Promotion(True, challenger, f"version {challenger} is now the champion ({why})")
+        message = f"version {challenger} is now the champion ({why})"
+        set_alias(name, CHAMPION, challenger, message)
+        return Promotion(True, challenger, message)
     challenger_scorer, _ = load_scorer(f"models:/{name}/{challenger}")
     champion_scorer, _ = load_scorer(f"models:/{name}/{champion}")
     if challenger_scorer.kind != champion_scorer.kind:
@@ -134,8 +132,9 @@ def _decide(
     gain = (old - new) if lower_is_better else (new - old)
     detail = f"{where}: challenger v{challenger} {new:.4f}, champion v{champion} {old:.4f}"
     if gain > min_improvement:  # it must beat the champion, by more than the margin
-        set_alias(name, CHAMPION, challenger)
-        return Promotion(True, challenger, f"promoted v{challenger}: {detail}")
+        message = f"promoted v{challenger}: {detail}"
+        set_alias(name, CHAMPION, challenger, message)
+        return Promotion(True, challenger, message)
     return Promotion(
         False,
         champion,

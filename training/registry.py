@@ -9,6 +9,7 @@ champion alias is `training/promote.py`'s job, which calls `set_alias` here).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from features.model.names import PROMOTION_TAG_PREFIX
 from features.model.pyfunc import log_pyfunc, tracking_uri
 from features.model.scorer import LeadScorer
 
@@ -33,8 +35,16 @@ def client() -> MlflowClient:
     return MlflowClient()
 
 
-def set_alias(name: str, alias: str, version: str) -> None:
-    client().set_registered_model_alias(name, alias, version)
+def set_alias(name: str, alias: str, version: str, why: str = "") -> None:
+    """Point ``alias`` at ``version``; a move of the champion is recorded as a tag of the
+    registered model (the promotion history the workspace shows)."""
+    c = client()
+    previous = alias_version(name, alias) if alias == CHAMPION else None
+    c.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION:
+        at = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        record = {"version": str(version), "previous": previous, "why": why[:4000]}
+        c.set_registered_model_tag(name, f"{PROMOTION_TAG_PREFIX}{at}", json.dumps(record))
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:

@@ -120,6 +120,7 @@ def suggest_points(
                 "suggested_points": float(p),
                 "log_odds_per_unit": float(c),
                 **insight,
+                "held": bool(held),
                 "why": _why(r.points, float(p), insight, held),
             }
         )

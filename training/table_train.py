@@ -301,7 +301,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
     }
     fits = fit_notes(fitted, len(s.fit), "rows")
     table = E.comparison_table(results, fits)
-    importance = importance_table(scorer, x_test[:5_000])
+    importance = importance_table(scorer, scorer.contributions(x_test[:5_000])[:, :-1])
     split_info: dict[str, object] = {
         "ordered_by": s.ordered_by or "stratified random",
         "rows_fit": len(s.fit),

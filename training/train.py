@@ -35,12 +35,14 @@ from sklearn.metrics import roc_auc_score
 
 from features.crm.database import absolute_url, is_database_url, safe_url
 from features.crm.load import CRM, CsvFormat, load_crm
+from features.model.evidence import Evidence, sample_rows
 from features.model.names import MODEL_NAME
 from features.model.scorer import LeadScorer
 from features.pipeline import registry as R
 from features.pipeline.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
-from features.pipeline.store import EventStore
-from features.points.matrix import load_rules, rules_yaml
+from features.pipeline.store import EventStore, seconds
+from features.points.engine import RuleScores, score_rules
+from features.points.matrix import RulesConfig, load_rules, rules_yaml
 from training import evaluate as E
 from training.drift import DriftReport, drift_report
 from training.fitting import (
@@ -54,6 +56,7 @@ from training.fitting import (
 )
 from training.holdout import rule_points
 from training.registry import CHALLENGER, register_challenger
+from training.suggest import NotEnoughConversions, suggest_points
 from training.tracking import describe, log_params, training_run
 from training.truth import latent_propensity, load_episodes
 
@@ -170,13 +173,14 @@ def vocabularies(frame: pd.DataFrame, names: Sequence[str] = R.CATEGORICAL) -> d
     return out
 
 
-def importance_table(scorer: LeadScorer, x_sample: np.ndarray) -> pd.DataFrame:
+def importance_table(scorer: LeadScorer, contributions: np.ndarray) -> pd.DataFrame:
+    """Mean |SHAP| (of ``contributions``: rows x features) and gain, most important first."""
     gain = (
         scorer.booster.feature_importance(importance_type="gain")
         if scorer.booster is not None
         else np.full(len(scorer.feature_names), np.nan)
     )
-    shap = np.abs(scorer.contributions(x_sample)[:, :-1]).mean(axis=0)
+    shap = np.abs(contributions).mean(axis=0)
     return pd.DataFrame(
         {
             "feature": scorer.feature_names,
@@ -185,6 +189,65 @@ def importance_table(scorer: LeadScorer, x_sample: np.ndarray) -> pd.DataFrame:
             "mean_abs_shap": shap,
         }
     ).sort_values("mean_abs_shap", ascending=False)
+
+
+#: holdout rows whose contributions are computed (mean |SHAP| settles long before it, and
+#: TreeSHAP of a refit model is costly)
+EXPLAINED_ROWS = 5_000
+
+
+def holdout_evidence(
+    test: pd.DataFrame,
+    probability: np.ndarray,
+    points: RuleScores,
+    scorer: LeadScorer,
+    x_test: np.ndarray,
+    seed: int,
+) -> Evidence:
+    """The holdout as the workspace reads it (features/model/evidence.py), with the
+    registered model's contributions on a sample of it."""
+    keep = sample_rows(len(test), seed)
+    rng = np.random.default_rng(seed + 1)
+    explained = np.sort(rng.choice(len(keep), size=min(EXPLAINED_ROWS, len(keep)), replace=False))
+    frame = test.iloc[keep].reset_index(drop=True)
+    ids = pd.DataFrame(
+        {
+            "contact_id": frame["contact_id"].astype(str),
+            "account_id": frame["account_id"].astype(object)
+            if "account_id" in frame
+            else pd.Series([None] * len(frame), dtype=object),
+            "as_of": frame["as_of"],
+            "converted": frame["converted"].astype(bool),
+            "probability": probability[keep],
+            "points": points.total[keep],
+            "mql": points.mql[keep],
+        }
+    )
+    features = scorer.feature_names
+    table = pd.concat([ids, frame[features].reset_index(drop=True)], axis=1)
+    contributions = scorer.contributions(x_test[keep][explained])[:, :-1]
+    return Evidence(
+        frame=table,
+        rule_names=list(points.rule_names),
+        count=points.count[keep],
+        weight=(points.count * points.decay)[keep],
+        shap=contributions,
+        explained=explained,
+        features=list(features),
+        meta={"holdout_rows": len(test), "kept_rows": len(keep)},
+    )
+
+
+def suggestions(
+    crm: CRM, rules: RulesConfig, cfg: TrainConfig, store: EventStore
+) -> tuple[list[dict[str, object]] | None, str]:
+    """Suggested point values and their evidence (training/suggest.py), or why there are none."""
+    try:
+        found = suggest_points(crm, rules, cfg.snapshots(), store=store)
+    except NotEnoughConversions as exc:
+        return None, str(exc)
+    table = found.rules.astype(object).where(found.rules.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in table.to_dict("records")], ""
 
 
 def train(
@@ -244,7 +307,11 @@ def train(
     x_test = parts["test"].x
     p_model = fitted.selection.predict(x_test)
     p_logreg = fitted.linear.predict(x_test)
-    points_test, mql = rule_points(rules, store, s.test)
+    test_points = score_rules(
+        rules, store, store.contact_index(s.test["contact_id"].astype(str).tolist()),
+        seconds(s.test["as_of"]),
+    )  # fmt: skip
+    points_test, mql = test_points.total, test_points.mql
     points_valid, _ = rule_points(rules, store, s.valid)
     # The points as a probability (for log loss, Brier, ECE): isotonic map fitted on validation.
     points_to_p = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
@@ -266,10 +333,11 @@ def train(
         truth_auc = float(roc_auc_score(y, latent))
     fits = fit_notes(fitted, len(s.fit), "snapshots")
     table = E.comparison_table(results, fits)
-    rng = np.random.default_rng(cfg.seed)
-    # (mean |SHAP| settles long before 5,000 rows; TreeSHAP of a refit model is costly)
-    sample = x_test[rng.choice(len(x_test), size=min(5_000, len(x_test)), replace=False)]
-    importance = importance_table(scorer, sample)
+    evidence = holdout_evidence(s.test, p_model, test_points, scorer, x_test, cfg.seed)
+    evidence.suggestions, evidence.suggestion_note = suggestions(crm, rules, cfg, store)
+    evidence.meta["base_rate"] = float(y.mean())
+    importance = importance_table(scorer, evidence.shap)
+    scorer.evidence = evidence
     best_iteration = int(fitted.selection.booster.best_iteration)  # type: ignore[union-attr]
     scorer.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),

@@ -18,3 +18,7 @@ TABLE_CHAMPION_URI: Final = f"models:/{TABLE_MODEL_NAME}@champion"
 #: which leads of a batch get reasons when nobody says: the MQLs and the best 5 % by
 #: probability, what a CRM user opens (TreeSHAP costs ~100x a prediction)
 DEFAULT_REASONS_FOR = "mql,top:5%"
+#: registered-model tags that record each move of the champion alias, one per move:
+#: ``promotion.<UTC time>`` = JSON {version, previous, why} (training writes, the
+#: workspace reads the history)
+PROMOTION_TAG_PREFIX = "promotion."

@@ -206,7 +206,7 @@ def scorer_folder(model_dir: Path) -> Path:
     return folder
 
 
-def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
+def load_scorer(model_uri: str, evidence: bool = False) -> tuple[LeadScorer, dict[str, str]]:
     """Load a registered model by URI (e.g. models:/lead-scorer@champion), or a model folder.
 
     Returns the scorer and what was loaded: name, version, alias (empty when not given).
@@ -217,7 +217,7 @@ def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
     local = Path(model_uri)
     if local.is_dir():
         info = {"uri": model_uri, "name": "", "version": "", "alias": ""}
-        return _read_folder(local, model_uri), info
+        return _read_folder(local, model_uri, evidence), info
     missing = sqlite_store_missing()
     if missing is not None:
         raise ModelLoadError(
@@ -235,7 +235,7 @@ def load_scorer(model_uri: str) -> tuple[LeadScorer, dict[str, str]]:
             raise ModelLoadError(
                 f"no model {info['load_uri']} in the tracking store {tracking_store_description()}"
             ) from exc
-        scorer = _read_folder(Path(folder), model_uri)
+        scorer = _read_folder(Path(folder), model_uri, evidence)
     info.pop("load_uri")
     return scorer, info
 
@@ -256,7 +256,7 @@ def _quiet_download() -> Iterator[None]:
             os.environ[name] = old
 
 
-def _read_folder(folder: Path, model_uri: str) -> LeadScorer:
+def _read_folder(folder: Path, model_uri: str, evidence: bool = False) -> LeadScorer:
     """The scorer of a model folder, read from plain files; a pickle anywhere is refused."""
     pickles = find_pickles(folder)
     if pickles:
@@ -265,4 +265,4 @@ def _read_folder(folder: Path, model_uri: str) -> LeadScorer:
             "models of plain files (models from code), never a pickle. Train it again with "
             "this version of leadscore."
         )
-    return LeadScorer.load(scorer_folder(folder))
+    return LeadScorer.load(scorer_folder(folder), evidence)

@@ -25,6 +25,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.model.evidence import Evidence
 from features.model.linear import LinearModel
 from features.pipeline.kernel import FeatureBlock
 from features.pipeline.registry import CATEGORICAL, NUMERIC
@@ -91,6 +92,9 @@ class LeadScorer:
     #: every row, so its own figures on the holdout would be in-sample; `promote` judges
     #: a challenger by this twin
     selection: LeadScorer | None = None
+    #: the holdout as the marketing workspace reads it (saved with the model; read back
+    #: only when asked: `load(folder, evidence=True)`)
+    evidence: Evidence | None = None
 
     @property
     def estimator(self) -> Estimator:
@@ -216,10 +220,14 @@ class LeadScorer:
             (folder / TABLE_RULES_FILE).write_text(
                 table_rules_yaml(self.table_rules), encoding="utf-8"
             )
+        if self.evidence is not None:
+            self.evidence.save(folder)
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> LeadScorer:
+    def load(cls, folder: str | Path, evidence: bool = False) -> LeadScorer:
+        """The scorer saved in ``folder``; with its holdout evidence when asked (the
+        workspace reads it; a batch run does not pay for it)."""
         folder = Path(folder)
         state = json.loads((folder / SCORER_FILE).read_text())
         import yaml
@@ -249,6 +257,7 @@ class LeadScorer:
             table_rules=load_table_rules(table_rules_path) if table_rules_path.exists() else None,
             numeric=tuple(state["numeric"]),
             categorical=tuple(state["categorical"]),
+            evidence=Evidence.load(folder) if evidence else None,
         )
         if scorer.selection is not None:  # the twin reads and explains leads as its parent does
             scorer.selection.metadata = scorer.metadata

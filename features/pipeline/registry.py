@@ -11,7 +11,7 @@ A window of N days is the half-open interval (as_of - N days, as_of].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 Family = Literal["engagement", "committee", "fit"]
@@ -31,6 +31,22 @@ KEY_TYPES: Final[dict[str, str]] = {
     "case_study_download": "Case study downloads",
     "roi_calculator": "ROI calculator uses",
 }
+#: the same in Russian (the workspace speaks English and Russian)
+KEY_TYPES_RU: Final[dict[str, str]] = {
+    "demo_request": "Запросы демо",
+    "pricing_page_view": "Просмотры страницы цен",
+    "contact_sales": "Обращения в отдел продаж",
+    "trial_signup": "Регистрации на пробный период",
+    "meeting": "Встречи",
+    "webinar_attendance": "Посещённые вебинары",
+    "case_study_download": "Скачивания кейсов",
+    "roi_calculator": "Использования ROI-калькулятора",
+}
+STAGES_RU: Final[dict[str, str]] = {
+    "awareness": "Осведомлённость",
+    "consideration": "Рассмотрение",
+    "decision": "Решение",
+}
 DECAY_HALF_LIFE_DAYS: Final = 30.0
 #: the window of diversity, topic share and the committee's 90-day signals
 MID_WINDOW_DAYS: Final = 90
@@ -45,10 +61,16 @@ class FeatureDef:
     definition: str
     family: Family
     kind: Kind = "numeric"
+    label_ru: str = ""
+    definition_ru: str = ""
 
 
 def _window_label(days: int) -> str:
     return "in the last 7 days" if days == 7 else f"in the last {days} days"
+
+
+def _window_ru(days: int) -> str:
+    return f"за последние {days} дней"
 
 
 def _engagement() -> list[FeatureDef]:
@@ -60,6 +82,8 @@ def _engagement() -> list[FeatureDef]:
                 f"All touchpoints {_window_label(w)}",
                 f"Touchpoints of the contact in the last {w} days.",
                 "engagement",
+                label_ru=f"Все касания {_window_ru(w)}",
+                definition_ru=f"Касания контакта за последние {w} дней.",
             )
         )
         for stage in COUNTED_STAGES:
@@ -70,6 +94,9 @@ def _engagement() -> list[FeatureDef]:
                     f"Touchpoints of the contact in the last {w} days whose type belongs to the "
                     f"{stage} stage of the taxonomy.",
                     "engagement",
+                    label_ru=f"Действия этапа «{STAGES_RU[stage]}» {_window_ru(w)}",
+                    definition_ru=f"Касания контакта за последние {w} дней, тип которых "
+                    f"относится к этапу «{STAGES_RU[stage]}» таксономии.",
                 )
             )
         for type_, label in KEY_TYPES.items():
@@ -79,11 +106,14 @@ def _engagement() -> list[FeatureDef]:
                     f"{label} {_window_label(w)}",
                     f"Touchpoints of type {type_} in the last {w} days.",
                     "engagement",
+                    label_ru=f"{KEY_TYPES_RU[type_]} {_window_ru(w)}",
+                    definition_ru=f"Касания типа {type_} за последние {w} дней.",
                 )
             )
     for stage in ("all", *COUNTED_STAGES):
         name = "touches_decayed" if stage == "all" else f"{stage}_touches_decayed"
         what = "all touchpoints" if stage == "all" else f"{stage}-stage touchpoints"
+        what_ru = "все касания" if stage == "all" else f"действия этапа «{STAGES_RU[stage]}»"
         out.append(
             FeatureDef(
                 name,
@@ -92,6 +122,10 @@ def _engagement() -> list[FeatureDef]:
                 f"{DECAY_HALF_LIFE_DAYS:g}): a touch today counts 1, one {DECAY_HALF_LIFE_DAYS:g} "
                 "days old counts 0.5.",
                 "engagement",
+                label_ru=f"{what_ru[0].upper()}{what_ru[1:]} с весом по давности",
+                definition_ru=f"Сумма по касаниям ({what_ru}) контакта до as_of величин "
+                f"0,5^(возраст в днях / {DECAY_HALF_LIFE_DAYS:g}): касание сегодня весит 1, "
+                f"касание {DECAY_HALF_LIFE_DAYS:g}-дневной давности весит 0,5.",
             )
         )
     out += [
@@ -194,17 +228,163 @@ def _fit() -> list[FeatureDef]:
     ]  # fmt: skip
 
 
-FEATURES: Final[tuple[FeatureDef, ...]] = (*_engagement(), *_committee(), *_fit())
+_D_RU = "Пусто для контакта без компании."
+#: Russian label and definition of the features written out one by one above
+_RUSSIAN: Final[dict[str, tuple[str, str]]] = {
+    "days_since_first_touch": (
+        "Дней с первого касания",
+        "Дней от первого касания контакта до as_of; пусто, если касаний не было.",
+    ),
+    "days_since_last_touch": (
+        "Дней с последнего касания",
+        "Дней от последнего касания контакта не позже as_of; пусто, если касаний не было.",
+    ),
+    "days_since_last_decision_touch": (
+        "Дней с последнего действия этапа «Решение»",
+        "Дней от последнего касания этапа «Решение»; пусто, если его не было.",
+    ),
+    "velocity_30d": (
+        "Динамика вовлечённости (30 дней против 60 до них)",
+        "log((касания за 30 дней + 1) / (касания за 60 дней до них / 2 + 1)): больше 0, когда контакт ускоряется.",
+    ),
+    "distinct_types_90d": (
+        "Разных видов действий за последние 90 дней",
+        "Различных типов касаний контакта за последние 90 дней.",
+    ),
+    "distinct_channels_90d": (
+        "Разных каналов за последние 90 дней",
+        "Различных непустых каналов касаний контакта за последние 90 дней.",
+    ),
+    "product_topic_share_90d": (
+        "Доля продуктового (а не общего) контента, 90 дней",
+        "Касания с темой «продукт» / касания с темой, за последние 90 дней; пусто, если темы не было ни у одного.",
+    ),
+    "unsubscribed": ("Отписался", "1, если у контакта есть касание unsubscribe не позже as_of."),
+    "email_bounced": (
+        "Письма не доходят",
+        "1, если у контакта есть касание email_bounce не позже as_of.",
+    ),
+    "careers_page_views_365d": (
+        "Просмотры страницы вакансий за последние 365 дней",
+        "Касания careers_page_view за последние 365 дней (соискатели, а не покупатели).",
+    ),
+    "first_touch_type": (
+        "Первое действие контакта",
+        "Тип первого касания контакта, если оно не позже as_of.",
+    ),
+    "lead_source": ("Источник лида", "Поле lead_source контакта, как оно записано в CRM."),
+    "lead_age_days": ("Дней с появления лида в CRM", "Дней от created_at контакта до as_of."),
+    "account_engaged_contacts_30d": (
+        "Вовлечённых людей в компании за последние 30 дней",
+        f"Различных контактов компании с касанием за последние 30 дней. {_D_RU}",
+    ),
+    "account_engaged_contacts_90d": (
+        "Вовлечённых людей в компании за последние 90 дней",
+        f"Различных контактов компании с касанием за последние 90 дней. {_D_RU}",
+    ),
+    "account_departments_engaged_90d": (
+        "Вовлечённых отделов компании, 90 дней",
+        f"Различных известных отделов среди контактов компании, вовлечённых за последние 90 дней. {_D_RU}",
+    ),
+    "account_seniority_levels_engaged_90d": (
+        "Вовлечённых уровней должностей в компании, 90 дней",
+        f"Различных известных уровней должности среди контактов компании, вовлечённых за последние 90 дней. {_D_RU}",
+    ),
+    "account_decision_maker_engaged_90d": (
+        "Вовлечено лицо, принимающее решение (C-level или VP)",
+        f"1, если контакт компании уровня c_level или vp был вовлечён за последние 90 дней. {_D_RU}",
+    ),
+    "account_finance_engaged_90d": (
+        "Вовлечены финансы",
+        f"1, если контакт компании из финансов был вовлечён за последние 90 дней. {_D_RU}",
+    ),
+    "account_procurement_legal_engaged_90d": (
+        "Вовлечены закупки или юристы",
+        f"1, если контакт компании из закупок или юридического отдела был вовлечён за последние 90 дней. {_D_RU}",
+    ),
+    "account_decision_touches_30d": (
+        "Действия этапа «Решение» в компании, 30 дней",
+        f"Касания этапа «Решение» всех контактов компании за последние 30 дней. {_D_RU}",
+    ),
+    "account_decision_touches_90d": (
+        "Действия этапа «Решение» в компании, 90 дней",
+        f"Касания этапа «Решение» всех контактов компании за последние 90 дней. {_D_RU}",
+    ),
+    "contact_share_of_account_touches_90d": (
+        "Доля этого контакта в активности компании",
+        f"Касания контакта / все касания компании за последние 90 дней; пусто, если у компании их не было. {_D_RU}",
+    ),
+    "account_new_contacts_30d": (
+        "Людей в компании, впервые вовлечённых за последние 30 дней",
+        f"Контакты компании, чьё первое касание попадает в последние 30 дней. {_D_RU}",
+    ),
+    "account_won_deals": (
+        "Сделок, выигранных компанией раньше",
+        f"Сделки компании, закрытые как выигранные не позже as_of. {_D_RU}",
+    ),
+    "account_lost_deals": (
+        "Сделок, проигранных компанией раньше",
+        f"Сделки компании, закрытые как проигранные не позже as_of. {_D_RU}",
+    ),
+    "days_since_account_last_won": (
+        "Дней с последней покупки компании",
+        f"Дней от последней выигранной сделки компании до as_of; пусто, если выигранных не было. {_D_RU}",
+    ),
+    "industry": ("Отрасль", "Отрасль компании, как она записана в CRM."),
+    "employees_band": (
+        "Размер компании (диапазон)",
+        "Порядковый диапазон числа сотрудников: 0 = 1-10, 1 = 11-50, 2 = 51-200, 3 = 201-1 000, 4 = 1 001-5 000, 5 = 5 001-10 000, 6 = более 10 000; пусто, если неизвестно.",
+    ),
+    "revenue_band": (
+        "Годовая выручка (диапазон)",
+        "Порядковый диапазон годовой выручки: 0 = до 1 млн, 1 = 1-10 млн, 2 = 10-50 млн, 3 = 50-100 млн, 4 = 100-500 млн, 5 = 500 млн - 1 млрд, 6 = более 1 млрд; пусто, если неизвестно.",
+    ),
+    "country": ("Страна", "Страна компании, как она записана в CRM."),
+    "seniority": (
+        "Уровень должности",
+        "Уровень должности контакта (выводится из должности, если в CRM поле пустое).",
+    ),
+    "department": ("Отдел", "Отдел контакта (выводится из должности, если в CRM поле пустое)."),
+    "free_mail": (
+        "Бесплатный почтовый адрес",
+        "1, если домен почты бесплатный (gmail.com, mail.ru, ...), 0 для корпоративного домена, пусто без почты.",
+    ),
+}
+
+
+def _with_russian(feature: FeatureDef) -> FeatureDef:
+    if feature.label_ru:
+        return feature
+    label_ru, definition_ru = _RUSSIAN[feature.name]
+    return replace(feature, label_ru=label_ru, definition_ru=definition_ru)
+
+
+FEATURES: Final[tuple[FeatureDef, ...]] = tuple(
+    _with_russian(f) for f in (*_engagement(), *_committee(), *_fit())
+)
 FEATURES_BY_NAME: Final[dict[str, FeatureDef]] = {f.name: f for f in FEATURES}
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in FEATURES)
 CATEGORICAL: Final[tuple[str, ...]] = tuple(f.name for f in FEATURES if f.kind == "categorical")
 NUMERIC: Final[tuple[str, ...]] = tuple(f.name for f in FEATURES if f.kind == "numeric")
 
 
-def label(name: str) -> str:
+Language = Literal["en", "ru"]
+
+
+def label(name: str, language: Language = "en") -> str:
     """The human-readable label of a feature (the name itself for unknown names)."""
     feature = FEATURES_BY_NAME.get(name)
-    return feature.label if feature else name
+    if feature is None:
+        return name
+    return feature.label_ru if language == "ru" else feature.label
+
+
+def definition(name: str, language: Language = "en") -> str:
+    """The exact definition of a feature, in English or Russian (empty for unknown names)."""
+    feature = FEATURES_BY_NAME.get(name)
+    if feature is None:
+        return ""
+    return feature.definition_ru if language == "ru" else feature.definition
 
 
 def markdown() -> str:

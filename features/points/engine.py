@@ -195,6 +195,47 @@ def score_rules(
         fired = _fit_matches(rules[n_eng:], store, contacts).astype(float)
     count[:, n_eng:] = fired
     weight[:, n_eng:] = fired
+    return _totals(config, plan, count, weight)
+
+
+def revalue(config: RulesConfig, count: np.ndarray, weight: np.ndarray) -> RuleScores:
+    """The points of snapshots whose matches are already known, under ``config``'s values.
+
+    ``count`` and ``weight`` are what `score_rules` found per (snapshot, rule), in the
+    engine's rule order (engagement rules, then fit rules): touchpoints matched and their
+    summed decay weight (``RuleScores.count * RuleScores.decay``). Only numbers may differ
+    from the matrix that found them (points, caps, group caps and floors, the MQL
+    threshold, grade bands): `matching_changes` says when they cannot be reused. This is
+    what lets a what-if editor re-score a holdout in milliseconds without its events.
+    """
+    return _totals(config, _plan(config), np.asarray(count, float), np.asarray(weight, float))
+
+
+def matching_changes(found_by: RulesConfig, config: RulesConfig) -> list[str]:
+    """Why matches found with ``found_by`` do not hold under ``config`` (empty: they do).
+
+    Rules must be the same, in the same order, with the same conditions and groups, and
+    the groups must age engagement the same way; everything else is a value."""
+    problems = []
+    old = [*found_by.engagement_rules, *found_by.fit_rules]
+    new = [*config.engagement_rules, *config.fit_rules]
+    if [r.name for r in old] != [r.name for r in new]:
+        return ["the rules are not the same rules in the same order"]
+    numbers = {"points", "cap"}
+    for a, b in zip(old, new, strict=True):
+        if a.model_dump(exclude=numbers) != b.model_dump(exclude=numbers):
+            problems.append(f"rule {a.name}: its condition or group changed")
+    for name, group in found_by.groups.items():
+        other = config.groups.get(name)
+        if other is None or other.kind != group.kind or other.decay != group.decay:
+            problems.append(f"group {name}: its kind or decay changed")
+    return problems
+
+
+def _totals(config: RulesConfig, plan: _Plan, count: np.ndarray, weight: np.ndarray) -> RuleScores:
+    """Rule points, group caps, totals, MQL and grade from what each rule matched."""
+    rules, groups = plan.rules, plan.groups
+    n = len(count)
     points = np.clip(weight * plan.points, -plan.caps, plan.caps)
     with np.errstate(invalid="ignore", divide="ignore"):
         decay = np.where(count > 0, weight / count, 0.0)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 
 from features.pipeline.registry import FEATURES_BY_NAME, label
+from features.points.matrix import RulesError, parse_rules
+from serving.bodies import BodyError, parse_json
 from serving.dependencies import model_now, require_key
-from serving.errors import error_responses
-from serving.schemas import FeatureImportance, FeatureImportanceItem, ModelInfo, ModelRef
+from serving.errors import error_responses, field_error, unprocessable
+from serving.schemas import (
+    FeatureImportance,
+    FeatureImportanceItem,
+    ModelInfo,
+    ModelRef,
+    PointsWhatIf,
+)
 from serving.state import LoadedModel
+from serving.workspace.analysis import MatrixMismatch, what_if
 
 router = APIRouter(
     tags=["model"], dependencies=[Depends(require_key)], responses=error_responses(401, 503)
@@ -57,3 +67,46 @@ async def feature_importance(
         model=ModelRef(name=model.name, version=model.version, alias=model.alias),
         features=items,
     )
+
+
+@router.post(
+    "/v1/model/points-what-if",
+    responses=error_responses(413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "a points matrix, as its YAML reads",
+                    }
+                }
+            },
+        }
+    },
+)
+async def points_what_if(
+    request: Request, model: Annotated[LoadedModel, Depends(model_now)]
+) -> Response:
+    """A points matrix measured on the champion's holdout: the share of leads it makes
+    MQLs, their precision and recall, and the points' ROC AUC (what the workspace's
+    what-if editor shows). The matrix may change values only (points, caps, group caps and
+    floors, the threshold, grade bands): the holdout's matches were found with the model's
+    own matrix."""
+    evidence = model.scorer.evidence
+    found_with = model.trained_rules or model.scorer.rules
+    if evidence is None or found_with is None:
+        raise HTTPException(
+            status_code=503, detail="the served model kept no holdout (train it again)"
+        )
+    try:
+        data = parse_json(await request.body())
+    except BodyError as exc:
+        return unprocessable(exc.errors)
+    try:
+        rules = parse_rules(data, "body")
+        result = what_if(evidence, found_with, rules)
+    except (RulesError, MatrixMismatch) as exc:
+        return unprocessable([field_error(("body",), str(exc), "value_error")])
+    return JSONResponse(PointsWhatIf.model_validate(result.as_dict()).model_dump())

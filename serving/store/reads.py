@@ -270,6 +270,19 @@ def list_leads(
     return rows, next_cursor
 
 
+def lead_sources(connection: Connection, limit: int = 100) -> list[str]:
+    """The lead sources of current scores, most common first (the workspace's filter)."""
+    column = current_scores.c.lead_source
+    rows = connection.execute(
+        select(column, func.count())
+        .where(column.is_not(None))
+        .group_by(column)
+        .order_by(func.count().desc(), column)
+        .limit(limit)
+    ).all()
+    return [str(r[0]) for r in rows]
+
+
 def account_view(connection: Connection, account_id: str) -> dict[str, Any] | None:
     """The account's attributes and its contacts' current scores (best first)."""
     found = connection.execute(select(accounts).where(accounts.c.account_id == account_id)).first()

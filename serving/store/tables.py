@@ -170,3 +170,21 @@ deliveries = Table(
     Index("ix_deliveries_message", "message_id", "attempt_id"),
     Index("ix_deliveries_webhook", "webhook_id", "attempt_id"),
 )
+
+# --- the points matrix marketing applied (over the model's own) ---------------------------
+
+#: every matrix applied from the workspace, newest last: the latest one is in effect for
+#: live scores and rescoring runs until another is applied (or one is withdrawn)
+point_matrices = Table(
+    "point_matrices",
+    metadata,
+    Column("matrix_id", Integer, primary_key=True, autoincrement=True),
+    Column("applied_us", BigInteger, nullable=False),
+    Column("applied_by", String(200), nullable=False),
+    #: the YAML as applied (the whole matrix: what `--rules` reads)
+    Column("rules_yaml", Text, nullable=False),
+    #: the champion served when it was applied
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("note", String(500)),
+)
