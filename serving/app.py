@@ -79,7 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "LEADSCORE_UI_SECRET is not set: workspace sessions end when this process "
                 "stops and are not shared between workers"
             )
-        tasks = [asyncio.create_task(_poll_alias(app, settings.alias_poll_seconds))]
+        tasks = [
+            asyncio.create_task(_poll_alias(app, settings.alias_poll_seconds)),
+            asyncio.create_task(asyncio.to_thread(warm_workspace, app)),
+        ]
         stop = threading.Event()
         thread = None
         if store is not None and app.state.store_problem is None:
@@ -198,6 +201,7 @@ async def _poll_alias(app: FastAPI, seconds: float) -> None:
             if await asyncio.to_thread(holder.alias_moved):
                 await asyncio.to_thread(holder.load)
                 await model_changed(app)
+                await asyncio.to_thread(warm_workspace, app)
         except Exception as exc:  # a registry hiccup must not take the API down
             logger.warning("alias check failed: %s", exc)
         if store is None or app.state.store_problem:
@@ -207,6 +211,17 @@ async def _poll_alias(app: FastAPI, seconds: float) -> None:
                 holder.use_matrix(await asyncio.to_thread(in_effect, store))
         except Exception as exc:
             logger.warning("points matrix check failed: %s", exc)
+
+
+def warm_workspace(app: FastAPI) -> None:
+    """The workspace's analysis of the served model, computed now (~1 s on a demo's
+    holdout) rather than by the first person who opens a page."""
+    current = app.state.holder.current
+    if current is not None:
+        try:
+            app.state.analyses.of(current.scorer, current.trained_rules)
+        except Exception as exc:  # the pages say what they cannot show
+            logger.warning("the workspace's analysis failed: %s", exc)
 
 
 def _store_problem(store: Store) -> str | None:

@@ -22,6 +22,8 @@ from features.model.scorer import LeadScorer
 from features.points.engine import RuleScores, matching_changes, revalue
 from features.points.matrix import RulesConfig
 
+#: the name of an empty categorical value (a page translates it)
+EMPTY: Final = "(empty)"
 #: the smallest group a conversion rate is quoted for (rows, and share of the holdout)
 MIN_GROUP_ROWS: Final = 30
 MIN_GROUP_SHARE: Final = 0.01
@@ -104,7 +106,7 @@ def _numeric_evidence(x: np.ndarray, y: np.ndarray) -> tuple[str, Any, float, fl
 def _categorical_evidence(x: np.ndarray, y: np.ndarray) -> tuple[str, Any, float, float, int, int]:
     """The category that converts most differently from the rest."""
     least = max(MIN_GROUP_ROWS, int(MIN_GROUP_SHARE * len(x)))
-    values = pd.Series(x, dtype=object).fillna("(empty)").astype(str).to_numpy()
+    values = pd.Series(x, dtype=object).fillna(EMPTY).astype(str).to_numpy()
     best: tuple[float, tuple[str, Any, float, float, int, int]] | None = None
     for value in np.unique(values):
         inside = values == value

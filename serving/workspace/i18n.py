@@ -14,6 +14,7 @@ from typing import Any, Final
 from fastapi import Request
 
 from features.pipeline.registry import Language, definition, label
+from serving.workspace.analysis import EMPTY
 
 LANGUAGES: Final[tuple[Language, ...]] = ("en", "ru")
 LANG_COOKIE: Final = "ls_lang"
@@ -156,6 +157,7 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "model.from": "From",
         "model.why": "Why",
         "model.no_promotions": "No promotion recorded (models promoted before this version kept no record).",
+        "empty": "empty",
         "yes": "yes",
         "no": "no",
         "lang": "Language",
@@ -297,6 +299,7 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "model.from": "Было",
         "model.why": "Почему",
         "model.no_promotions": "Смен чемпиона не записано (до этой версии они не записывались).",
+        "empty": "пусто",
         "yes": "да",
         "no": "нет",
         "lang": "Язык",
@@ -376,7 +379,10 @@ class Words:
             return self("sentence.none")
         value = signal.value
         if signal.condition == "ge":
-            value = self.number(value, 0 if float(value).is_integer() else 2)
+            whole = float(value).is_integer() or abs(value) >= 10
+            value = self.number(value, 0 if whole else 2)
+        elif value == EMPTY:
+            value = self("empty")
         return self(
             f"sentence.{signal.condition}",
             label=self.label(signal.feature),

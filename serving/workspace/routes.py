@@ -87,7 +87,13 @@ def _page(request: Request, name: str, session: Session | None, **context: Any) 
         for code in LANGUAGES
     }
     html = templates.get_template(name).render(
-        t=words, session=session, request=request, switch=switch, path=request.url.path, **context
+        t=words,
+        session=session,
+        request=request,
+        switch=switch,
+        path=request.url.path,
+        from_us=from_us,
+        **context,
     )
     response = HTMLResponse(html)
     response.headers["Content-Security-Policy"] = CSP
@@ -329,7 +335,10 @@ def _form_values(form: dict[str, str]) -> dict[str, Any]:
         kind, _, name = key.partition("::")
         if kind in ("points", "cap") and name:
             rules.setdefault(name, {})[kind] = value
-    return {"mql_threshold": form.get("mql_threshold", ""), "rules": rules}
+    values: dict[str, Any] = {"rules": rules}
+    if "mql_threshold" in form:
+        values["mql_threshold"] = form["mql_threshold"]
+    return values
 
 
 @router.post("/matrix/what-if")
@@ -435,7 +444,6 @@ async def leads(
     return _page(
         request, "leads.html", session, found=found, grades=GRADES,
         chosen={"grade": grade or "", "source": source or "", "account": account or ""},
-        from_us=from_us,
     )  # fmt: skip
 
 
@@ -483,7 +491,6 @@ async def lead(request: Request, contact_id: str) -> Response:
         chart = chart_p + chart_points
     return _page(
         request, "lead.html", session, found=found, contact_id=contact_id, chart=chart,
-        from_us=from_us,
     )  # fmt: skip
 
 
@@ -519,7 +526,7 @@ async def account(request: Request, account_id: str) -> Response:
     found = await asyncio.to_thread(work) if store is not None else None
     return _page(
         request, "account.html", session, found=found, account_id=account_id,
-        no_store=store is None, from_us=from_us,
+        no_store=store is None
     )  # fmt: skip
 
 

@@ -340,3 +340,42 @@ def test_the_top_rules_of_every_row_at_once_are_each_rows_own(
     assert scores.top_rules_all() == [scores.top_rules(i) for i in range(n)]
     assert scores.top_rules_all(k=1) == [scores.top_rules(i, k=1) for i in range(n)]
     assert sum(bool(t) for t in scores.top_rules_all()) > n // 2
+
+
+def test_other_values_on_known_matches_score_as_the_engine_does(
+    synthetic: tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]],
+) -> None:
+    """The what-if editor re-scores a holdout from what each rule matched: under a matrix
+    with other numbers (points, caps, group caps, threshold, grade bands) that must equal
+    scoring the events again."""
+    from features.points.engine import matching_changes, revalue
+
+    store = EventStore.from_crm(crm_from_frames(synthetic[0]))
+    n = store.n_contacts
+    rng = np.random.default_rng(5)
+    moments = rng.choice(
+        [int(pd.Timestamp(d, tz="UTC").timestamp()) for d in ("2025-03-01", "2025-06-01")], n
+    )
+    contacts = np.arange(n)
+    found = score_rules(DEFAULT, store, contacts, moments)
+    data = yaml.safe_load(Path(__file__).parents[2].joinpath("features/points/default_rules.yaml").read_text())
+    for rule in data["rules"]:
+        rule["points"] = round(float(rng.normal(0, 20)), 1) or 1.0
+        if "cap" in rule:
+            rule["cap"] = float(rng.integers(1, 90))
+    data["mql_threshold"] = 37.5
+    data["groups"]["intent"]["cap"] = 70
+    data["grades"]["fit"] = {"A": 20, "B": 5, "C": 1}
+    other = parse_rules(data)
+    assert matching_changes(DEFAULT, other) == []
+    again = revalue(other, found.count, found.count * found.decay)
+    direct = score_rules(other, store, contacts, moments)
+    np.testing.assert_array_equal(again.total, direct.total)
+    np.testing.assert_array_equal(again.mql, direct.mql)
+    np.testing.assert_array_equal(again.grade, direct.grade)
+    assert direct.mql.any() and not direct.mql.all()
+    # a changed condition cannot reuse the matches, and says which rule
+    data["rules"][0]["types"] = ["meeting"]
+    assert matching_changes(DEFAULT, parse_rules(data)) == [
+        f"rule {data['rules'][0]['name']}: its condition or group changed"
+    ]
