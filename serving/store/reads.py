@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import datetime as dt
 import json
 import logging
@@ -268,6 +269,29 @@ def list_leads(
         else None
     )
     return rows, next_cursor
+
+
+def touches_between(
+    connection: Connection, contact_id: str, bounds_us: Sequence[int]
+) -> list[list[str]]:
+    """The contact's touchpoint types in each interval (bounds[i-1], bounds[i]] (the first:
+    everything up to bounds[0]), in time order: what moved each of its scores."""
+    from features.crm.database import touchpoints
+
+    found = connection.execute(
+        select(touchpoints.c.occurred_at, touchpoints.c.type)
+        .where(touchpoints.c.contact_id == contact_id)
+        .where(touchpoints.c.occurred_at <= max(bounds_us, default=0))
+        .order_by(touchpoints.c.occurred_at)
+    ).all()
+    out: list[list[str]] = [[] for _ in bounds_us]
+    order = sorted(range(len(bounds_us)), key=bounds_us.__getitem__)  # by time
+    ordered = [bounds_us[i] for i in order]
+    for at, type_ in found:
+        i = bisect.bisect_left(ordered, at)  # the first score at or after the touch
+        if i < len(order):
+            out[order[i]].append(str(type_))
+    return out
 
 
 def lead_sources(connection: Connection, limit: int = 100) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 560, 260
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 16, 40
+LEFT, RIGHT, TOP, BOTTOM = 52, 36, 16, 40
 COLOURS = ("#2457a6", "#d9822b", "#2e8b57", "#9b59b6")
 
 

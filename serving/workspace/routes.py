@@ -55,6 +55,7 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+templates.filters["zip"] = lambda a, b: list(zip(a, b, strict=True))
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
@@ -461,12 +462,15 @@ async def lead(request: Request, contact_id: str) -> Response:
     def work() -> dict[str, Any] | None:
         with store.read() as connection:
             rows = reads.history(connection, contact_id, None, None, None, 10_000)
+            moved = reads.touches_between(connection, contact_id, [r.as_of_us for r in rows])
         if not rows:
             return None
         newest = reads.with_reasons(
             store, rows[-1:], request.app.state.explain_models, settings.reasons or 5
         )[0]
-        return {"rows": rows, "answer": newest}
+        # the first score counts everything before it: only its newest few are named
+        moved[0] = moved[0][-5:]
+        return {"rows": rows, "answer": newest, "moved": moved}
 
     found = await asyncio.to_thread(work)
     chart = ""

@@ -358,7 +358,9 @@ def test_other_values_on_known_matches_score_as_the_engine_does(
     )
     contacts = np.arange(n)
     found = score_rules(DEFAULT, store, contacts, moments)
-    data = yaml.safe_load(Path(__file__).parents[2].joinpath("features/points/default_rules.yaml").read_text())
+    data = yaml.safe_load(
+        Path(__file__).parents[2].joinpath("features/points/default_rules.yaml").read_text()
+    )
     for rule in data["rules"]:
         rule["points"] = round(float(rng.normal(0, 20)), 1) or 1.0
         if "cap" in rule:

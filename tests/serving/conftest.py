@@ -110,3 +110,26 @@ def make_app(tracking: dict[str, str], sqlite_url: str) -> Iterator[Callable[...
     yield make
     for client in made:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def seeded_store(champion: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite lead store with the champion's CRM loaded and scored, as a user makes one
+    (`leadscore db upgrade`, `leadscore load`). Tests copy it before they write."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("seeded") / "seeded.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"]}
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    for command in (["db", "upgrade"], ["load", "--data", champion["data"]]):
+        done = subprocess.run(
+            [leadscore, *command, "--database", f"sqlite:///{path}"],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    return path

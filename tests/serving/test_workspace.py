@@ -9,7 +9,6 @@ in `test_workspace_browser.py`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
 import subprocess
@@ -35,29 +34,11 @@ USERS = [
 PAGES = ["/ui/matters", "/ui/compare", "/ui/matrix", "/ui/leads", "/ui/model"]
 
 
-def seed_store(champion: dict[str, str], folder: Path) -> Path:
-    """A SQLite lead store with the champion's CRM loaded and scored, as a user makes it."""
-    path = folder / "seeded.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"]}
-    url = f"sqlite:///{path}"
-    for command in (["db", "upgrade"], ["load", "--data", champion["data"]]):
-        done = subprocess.run(
-            [LEADSCORE, *command, "--database", url], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-    return path
-
-
-@pytest.fixture(scope="module")
-def seeded(champion: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seed_store(champion, tmp_path_factory.mktemp("workspace"))
-
-
 @pytest.fixture
-def store_url(seeded: Path, tmp_path: Path) -> str:
+def store_url(seeded_store: Path, tmp_path: Path) -> str:
     """This test's own copy of the seeded store (a test may apply a matrix)."""
     copy = tmp_path / "store.db"
-    shutil.copy(seeded, copy)
+    shutil.copy(seeded_store, copy)
     return f"sqlite:///{copy}"
 
 
@@ -92,8 +73,10 @@ def test_every_page_needs_a_session_and_the_login_leads_back(ui: Callable[..., A
         assert answer.status_code == 303, page
         assert answer.headers["location"].startswith("/ui/login?next="), page
     assert sign_in(client, "ana", "wrong").headers["location"].startswith("/ui/login?failed=1")
-    assert sign_in(client, "nobody", PASSWORDS["ana"]).headers["location"].startswith(
-        "/ui/login?failed=1"
+    assert (
+        sign_in(client, "nobody", PASSWORDS["ana"])
+        .headers["location"]
+        .startswith("/ui/login?failed=1")
     )
     answer = sign_in(client, "ana", PASSWORDS["ana"])
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/leads"
@@ -151,7 +134,9 @@ def test_what_matters_says_it_in_words_with_the_holdouts_rates(ui: Callable[...,
     # the choice is remembered; Accept-Language decides for a new visitor
     assert "Что важно" in client.get("/ui/matters").text
     client.cookies.delete("ls_lang")
-    assert "Что важно" in client.get("/ui/matters", headers={"accept-language": "ru-RU,ru;q=0.9"}).text
+    assert (
+        "Что важно" in client.get("/ui/matters", headers={"accept-language": "ru-RU,ru;q=0.9"}).text
+    )
     assert "What matters" in client.get("/ui/matters?lang=en").text
 
 
@@ -240,7 +225,9 @@ def test_an_admin_applies_a_matrix_it_is_recorded_and_every_lead_is_rescored(
     applied = client.post("/ui/matrix/apply", follow_redirects=False, **form)
     assert applied.status_code == 303 and applied.headers["location"] == "/ui/matrix?applied=1"
     (row,) = rows(store_url, sa.select(point_matrices))
-    assert row.applied_by == "root" and row.model_version == client.get("/v1/model").json()["version"]
+    assert (
+        row.applied_by == "root" and row.model_version == client.get("/v1/model").json()["version"]
+    )
     assert yaml.safe_load(row.rules_yaml)["mql_threshold"] == 40
     wait_for(lambda: count(store_url, rescore_runs, rescore_runs.c.reason == "matrix",
                            rescore_runs.c.finished_us.is_not(None)) == 1, 120)  # fmt: skip
