@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DIR ?= demo
 DEMO_ACCOUNTS ?= 3000
 DEMO_PORT ?= 8000
+# the workspace's demo users (printed by make demo; set your own outside a demo)
+DEMO_MARKETING_PASSWORD ?= demo
+DEMO_ADMIN_PASSWORD ?= demo-admin
 
 .PHONY: help install demo test lint typecheck pytest browser bench ui notebooks clean
 
@@ -48,7 +51,11 @@ demo: install
 	@echo "  curl -s http://127.0.0.1:$(DEMO_PORT)/v1/leads/$$(cat $(DEMO_DIR)/lead.txt)/history"
 	@echo "  curl -s -X POST http://127.0.0.1:$(DEMO_PORT)/v1/webhooks -H 'content-type: application/json' -d '{\"url\": \"https://example.com/hook\", \"events\": [\"lead.mql_reached\"]}'"
 	@echo "  open http://127.0.0.1:$(DEMO_PORT)/docs for the API and its examples"
-	cd $(DEMO_DIR) && ../$(BIN)/leadscore serve --port $(DEMO_PORT)
+	@echo ""
+	@echo "demo: the marketing workspace: http://127.0.0.1:$(DEMO_PORT)/ui"
+	@echo "  sign in as marketing / $(DEMO_MARKETING_PASSWORD) (reads) or admin / $(DEMO_ADMIN_PASSWORD) (may apply a points matrix)"
+	cd $(DEMO_DIR) && LEADSCORE_UI_USERS="$$(../$(BIN)/leadscore ui-user marketing --password '$(DEMO_MARKETING_PASSWORD)'),$$(../$(BIN)/leadscore ui-user admin --role admin --password '$(DEMO_ADMIN_PASSWORD)')" \
+	  ../$(BIN)/leadscore serve --port $(DEMO_PORT)
 
 lint: install
 	$(BIN)/ruff check .
