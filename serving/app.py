@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 
+from features.points.matrix import RulesConfig
 from serving.config import Settings, dispatch_settings, get_settings
 from serving.connectors.config import load_connectors, sync_connectors
 from serving.connectors.registry import formats
@@ -172,7 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             components = document.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
-            for extra in (BatchRequest, ErrorBody, EventsRequest, FieldError, SegmentMessages):
+            for extra in (
+                BatchRequest, ErrorBody, EventsRequest, FieldError, SegmentMessages, RulesConfig
+            ):  # fmt: skip
                 schema = extra.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[extra.__name__] = schema

@@ -4,7 +4,10 @@ One setting is ours, and it is narrow: on the scoring operations and the lead re
 request valid by the JSON Schema may still get a 422, because the data contract has
 rules that span fields and a JSON Schema cannot say (a contact created after as_of, a
 deal that closes before it opened, a committee member of another account, `contact`
-sent to a table model), and a list's cursor is a token only the server can mint.
+sent to a table model), and a list's cursor is a token only the server can mint; the same
+holds for a points matrix to measure (its rules must name groups it defines, engagement
+rules sit in engagement groups, grade bands fall, and only values may differ from the
+champion's own matrix).
 Every other check runs as schemathesis ships it.
 """
 
@@ -19,7 +22,7 @@ from schemathesis.config import SchemathesisConfig
 
 CONFIG = """
 [[operations]]
-include-path-regex = "^/v1/(score|leads)"
+include-path-regex = "^/v1/(score|leads|model/points-what-if)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422"]
 """
 
