@@ -74,13 +74,16 @@ def test_big_bodies_do_not_stall_health_checks(server_process: str) -> None:
     # parsed and scored off the event loop, limits enforced while parsing
     server = server_process
     answers: list[int] = []
+    took: list[float] = []
     bodies = _heavy_bodies()  # (encoded first: json.dumps holds the interpreter for ~0.3 s)
 
     def send() -> None:
         with httpx.Client(base_url=server, timeout=120) as http:
             for body in bodies:
+                started = time.perf_counter()
                 r = http.post("/v1/score/batch" if b'"leads"' in body[:20] else "/v1/score",
                               content=body, headers={"content-type": "application/json"})  # fmt: skip
+                took.append(time.perf_counter() - started)
                 answers.append(r.status_code)
 
     sender = threading.Thread(target=send)
@@ -95,7 +98,14 @@ def test_big_bodies_do_not_stall_health_checks(server_process: str) -> None:
     sender.join()
     assert answers == [422, 422, 200]
     assert len(latencies) >= 5, "the heavy requests were too quick to measure anything"
-    assert max(latencies) < 0.5, f"/healthz took up to {max(latencies):.2f} s"
+    # A stalled event loop would hold a probe for as long as the heaviest request works;
+    # two busy cores (server and this test's sender) cost a probe a few tenths at most.
+    # The bound is relative, so a slower machine does not fail it for being slow.
+    bound = min(1.0, 0.3 * max(took))
+    assert max(latencies) < bound, (
+        f"/healthz took up to {max(latencies):.2f} s while the heaviest request took "
+        f"{max(took):.2f} s"
+    )
 
 
 def _raw(port: int, head: bytes, body: bytes) -> socket.socket:
