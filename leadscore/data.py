@@ -12,7 +12,9 @@ from leadscore.inputs import (
     EXIT_REFUSED,
     UserError,
     add_csv_options,
+    add_engine_options,
     csv_format,
+    dask_or_fail,
     data_source,
     date,
     positive_int,
@@ -62,9 +64,22 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         active_days=args.active_days or None,
     )
     try:
-        report = build_dataset(
-            args.data, args.out, cfg, progress=not args.quiet, csv_format=csv_format(args)
-        )
+        if args.engine == "dask":
+            from features.pipeline.partitions import PartitionError, build_dataset_dask
+
+            dask_or_fail()
+            try:
+                report = build_dataset_dask(
+                    args.data, args.out, cfg, scheduler=args.scheduler,
+                    n_partitions=args.partitions, csv_format=csv_format(args),
+                    workers=args.workers, say=print,
+                )  # fmt: skip
+            except PartitionError as exc:
+                raise UserError(str(exc)) from None
+        else:
+            report = build_dataset(
+                args.data, args.out, cfg, progress=not args.quiet, csv_format=csv_format(args)
+            )
     except InvalidCRMError as exc:
         raise UserError(
             f"{exc}\n(run `leadscore validate {args.data}` for the full report)"
@@ -101,7 +116,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ds = sub.add_parser("build-dataset", help="build point-in-time training snapshots")
     ds.add_argument("--data", required=True, type=data_source, help=DATA_HELP)
     add_csv_options(ds)
-    ds.add_argument("--out", required=True, type=Path, help="Parquet file to write")
+    ds.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="Parquet file to write (--engine dask: a folder of Parquet parts)",
+    )
     ds.add_argument(
         "--horizon-days",
         type=positive_int,
@@ -129,4 +149,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "touchpoint or creation in this many days before as_of (0 keeps them all)",
     )
     ds.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_options(ds)
     ds.set_defaults(func=cmd_build_dataset)

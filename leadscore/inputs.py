@@ -159,3 +159,42 @@ def write_or_fail(path: Path, table: pd.DataFrame | None = None, text: str | Non
                 partial.write_text(text or "", encoding="utf-8")
     except OutputError as exc:
         raise UserError(str(exc)) from exc
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine, and where a Dask run goes: a scheduler, or a LocalCluster here."""
+    parser.add_argument(
+        "--engine",
+        choices=("single", "dask"),
+        default="single",
+        help="single: this process (the default, fastest for what fits in memory); dask: "
+        "partitions by account on a Dask cluster (docs/scale.md)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="a Dask scheduler address (tcp://HOST:8786); default: a LocalCluster here",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=positive_int,
+        default=None,
+        help="partitions by account (default: twice the workers)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="workers of the LocalCluster (default: one per core)",
+    )
+
+
+def dask_or_fail() -> None:
+    """--engine dask needs Dask installed (the dask extra), said plainly."""
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "--engine dask needs Dask: pip install 'leadscore[dask]' (dask and distributed)"
+        ) from None

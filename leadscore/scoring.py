@@ -14,6 +14,9 @@ from leadscore.inputs import (
     EXIT_OK,
     UserError,
     add_csv_options,
+    add_engine_options,
+    csv_format,
+    dask_or_fail,
     data_source,
     load_crm_or_fail,
     load_model_or_fail,
@@ -42,6 +45,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.data is None:
         raise UserError("give --data FOLDER (a CRM export) or --table FILE (a lead table)")
     args.model = args.model or CHAMPION_URI
+    if args.engine == "dask":
+        return _score_dask(args)
     from features.model.batch import resolve_as_of, rules_table
 
     output_or_fail(args.out)
@@ -72,6 +77,43 @@ def cmd_score(args: argparse.Namespace) -> int:
     print(
         f"scored {len(table):,} contacts at {as_of.isoformat()} with {how}; "
         f"{mql:,} MQLs (threshold {config.mql_threshold:g}); wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def _score_dask(args: argparse.Namespace) -> int:
+    """A CRM export scored on Dask, partition by partition, into a folder of CSV parts."""
+    from features.model.partitioned import score_dask
+    from features.pipeline.partitions import PartitionError
+
+    dask_or_fail()
+    if args.rules_only or args.format != "csv":
+        raise UserError("--engine dask scores with the model into CSV parts (no --rules-only, "
+                        "no --format bitrix24)")  # fmt: skip
+    scorer, info = load_model_or_fail(args.model)
+    if scorer.kind != "touchpoint":
+        raise UserError(f"{args.model} scores a lead table: use --table FILE, not --data")
+    config = (
+        load_rules_or_fail(args.rules) if args.rules else (scorer.rules or load_rules_or_fail(None))
+    )
+    try:
+        done = score_dask(
+            args.data, args.out, scorer, config, as_of=args.as_of, reasons=args.reasons,
+            reasons_for=args.reasons_for, scheduler=args.scheduler,
+            n_partitions=args.partitions, workers=args.workers, csv_format=csv_format(args),
+        )  # fmt: skip
+    except (PartitionError, ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"model {info['name'] or args.model} version {info['version'] or '?'}")
+    if done.reason_rows:
+        print(
+            f"reasons ({args.reasons_for}) for {done.reason_rows:,} of {done.rows:,} leads: "
+            f"{done.reason_seconds:.1f} s of worker time"
+        )
+    print(
+        f"scored {done.rows:,} contacts at {done.as_of.isoformat()} in {done.partitions} "
+        f"partitions on {done.workers} workers; {done.mql:,} MQLs (threshold "
+        f"{config.mql_threshold:g}); wrote {args.out}/part-*.csv"
     )
     return EXIT_OK
 
@@ -257,6 +299,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default="ru",
         help="with --format bitrix24: the titles of the score columns (default ru)",
     )
+    add_engine_options(sc)
     sc.set_defaults(func=cmd_score)
 
     sv = sub.add_parser("serve", help="run the scoring API")

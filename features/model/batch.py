@@ -144,21 +144,36 @@ def model_table(
     labels of its top positive reasons for the rows of ``reasons_for`` (default: the MQLs
     and the best 5 %; TreeSHAP is the costliest part of a batch). What they cost is in
     ``table.attrs["reasons"]`` (a `ReasonsCost`)."""
+    table, x = model_rows(crm, scorer, config, as_of)
+    if reasons > 0:
+        chosen = (reasons_for or ReasonsFor.parse(DEFAULT_REASONS_FOR)).rows(
+            table["probability"].to_numpy(), table["mql"].to_numpy()
+        )
+        add_reasons(table, scorer, x, chosen, reasons)
+    return table
+
+
+def model_rows(
+    crm: CRM, scorer: LeadScorer, config: RulesConfig, as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The points table with the model's probability, and the rows' model inputs (for
+    reasons chosen afterwards: over a whole partitioned export, say)."""
     store = EventStore.from_crm(crm)
     table, _, contacts = rules_table(crm, config, as_of, store=store)
     block = compute_features(store, contacts, np.full(len(contacts), to_epoch(as_of)))
     x = scorer.matrix(block)
     # (full precision: the live store's scores are compared with these to 1e-9)
-    probability = scorer.predict(x)
-    table.insert(2, "probability", probability)
-    if reasons > 0:
-        chosen = (reasons_for or ReasonsFor.parse(DEFAULT_REASONS_FOR)).rows(
-            probability, table["mql"].to_numpy()
-        )
-        texts, cost = reasons_of_rows(scorer, x, chosen, reasons)
-        table.insert(3, "top_reasons", texts)
-        table.attrs["reasons"] = cost
-    return table
+    table.insert(2, "probability", scorer.predict(x))
+    return table, x
+
+
+def add_reasons(
+    table: pd.DataFrame, scorer: LeadScorer, x: np.ndarray, rows: np.ndarray, k: int
+) -> None:
+    """The `top_reasons` column (empty but for ``rows``) and its cost in ``attrs``."""
+    texts, cost = reasons_of_rows(scorer, x, rows, k)
+    table.insert(3, "top_reasons", texts)
+    table.attrs["reasons"] = cost
 
 
 def reasons_of_rows(

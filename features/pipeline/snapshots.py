@@ -113,12 +113,19 @@ def data_end(crm: CRM) -> pd.Timestamp:
 
 def snapshot_dates(crm: CRM, cfg: SnapshotConfig) -> list[pd.Timestamp]:
     """as_of dates every `every_days` over the data's span (touchpoints to the end)."""
-    end = pd.Timestamp(cfg.end, tz="UTC") if cfg.end else data_end(crm)
+    return dates_between(crm.touchpoints["occurred_at"].min(), data_end(crm), cfg)
+
+
+def dates_between(
+    first_touch: pd.Timestamp | None, end_of_data: pd.Timestamp, cfg: SnapshotConfig
+) -> list[pd.Timestamp]:
+    """`snapshot_dates` from the export's first touchpoint and end (a partitioned export
+    computes them over every partition)."""
+    end = pd.Timestamp(cfg.end, tz="UTC") if cfg.end else end_of_data
     if cfg.start:
         first = pd.Timestamp(cfg.start, tz="UTC")
     else:
-        first_touch = crm.touchpoints["occurred_at"].min()
-        if pd.isna(first_touch):
+        if first_touch is None or pd.isna(first_touch):
             return []
         first = pd.Timestamp(first_touch).normalize() + pd.Timedelta(days=cfg.every_days)
     return list(pd.date_range(first, end, freq=f"{cfg.every_days}D"))
@@ -181,9 +188,13 @@ def snapshot_pairs(
     cfg: SnapshotConfig,
     store: EventStore,
     dates: Sequence[pd.Timestamp] | None = None,
+    end: pd.Timestamp | None = None,
 ) -> SnapshotPairs:
-    """Which snapshots exist and what their labels are; exclusions counted by reason."""
-    end = data_end(crm)
+    """Which snapshots exist and what their labels are; exclusions counted by reason.
+
+    ``end``: the moment the export was taken (default: its latest timestamp; a partition
+    of an export passes the whole export's, so that maturity is decided alike)."""
+    end = data_end(crm) if end is None else end
     report = SnapshotReport(data_end=end)
     dates = list(dates) if dates is not None else snapshot_dates(crm, cfg)
     end_s = to_epoch(end)
@@ -220,6 +231,7 @@ def build_snapshots(
     dates: Sequence[pd.Timestamp] | None = None,
     store: EventStore | None = None,
     on_date: Callable[[int], None] | None = None,
+    end: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, SnapshotReport]:
     """The training set: one row per eligible, mature (contact, as_of) snapshot.
 
@@ -227,7 +239,7 @@ def build_snapshots(
     features of the registry.
     """
     store = store or EventStore.from_crm(crm)
-    pairs = snapshot_pairs(crm, cfg, store, dates)
+    pairs = snapshot_pairs(crm, cfg, store, dates, end)
     features = compute_features(store, pairs.contacts, pairs.as_of, on_date=on_date)
     frame = snapshot_frame(store, pairs.contacts, pairs.as_of, features)
     frame.insert(3, "converted", pairs.converted)
