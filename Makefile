@@ -74,8 +74,10 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	  echo "WARNING: could not install chromium; the browser tests will be SKIPPED"; }
 
+# one worker per core; a file's tests stay together on one worker (several share a
+# module's models and registry in order)
 pytest: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 test: lint typecheck pytest
 

@@ -58,7 +58,7 @@ def test_mlflow_run_main_on_small_data(tmp_path: Path) -> None:
     env = _env(tmp_path)
     result = subprocess.run(
         [str(bin_dir / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local",
-         "-P", f"out={tmp_path / 'crm'}", "-P", "accounts=1500"],
+         "-P", f"out={tmp_path / 'crm'}", "-P", "accounts=800"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
