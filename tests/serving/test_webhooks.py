@@ -149,6 +149,15 @@ def test_an_mql_crossing_is_delivered_signed_with_the_ledger_row(
                      "careers_page_view"]  # fmt: skip
         events(client, {"touchpoints": [touch(f"u{i}", k) for i, k in enumerate(negatives)]})
         wait_for(lambda: any(json.loads(r.body)["type"] == "lead.mql_lost" for r in receiver.ok()))
+        # the grade change that follows the loss may still be on its way: every message
+        # is delivered before the receiver closes
+        path = f"/v1/webhooks/{hook['webhook_id']}/deliveries"
+        wait_for(
+            lambda: (
+                {d["status"] for d in client.get(path, headers=ADMIN).json()["deliveries"]}
+                == {"delivered"}
+            )
+        )
 
     got = [(json.loads(r.body), r) for r in receiver.ok()]
     kinds = [body["type"] for body, _ in got]
