@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -79,6 +80,23 @@ def _rate(y: np.ndarray, mask: np.ndarray) -> tuple[float, int]:
     return (float(y[mask].mean()) if n else float("nan")), n
 
 
+def _most_different(
+    y: np.ndarray, groups: Iterable[tuple[str, Any, np.ndarray]], least: int
+) -> tuple[str, Any, float, float, int, int]:
+    """Of the candidate groups (condition, value, rows inside), the one whose conversion
+    rate differs most from the other rows', both sides at least ``least`` rows."""
+    best: tuple[float, tuple[str, Any, float, float, int, int]] | None = None
+    for condition, value, inside in groups:
+        rate_in, n_in = _rate(y, inside)
+        rate_out, n_out = _rate(y, ~inside)
+        if n_in < least or n_out < least or rate_in == 0 or rate_out == 0:
+            continue
+        strength = abs(math.log(rate_in / rate_out))
+        if best is None or strength > best[0]:
+            best = (strength, (condition, value, rate_in, rate_out, n_in, n_out))
+    return _NONE if best is None else best[1]
+
+
 def _numeric_evidence(x: np.ndarray, y: np.ndarray) -> tuple[str, Any, float, float, int, int]:
     """The threshold t whose group (x >= t) converts most differently from the other rows
     with a value (an empty value, e.g. no account, is neither: it says nothing of size)."""
@@ -86,40 +104,18 @@ def _numeric_evidence(x: np.ndarray, y: np.ndarray) -> tuple[str, Any, float, fl
     x, y = x[known], y[known]
     if len(x) == 0:
         return _NONE
-    least = max(MIN_GROUP_ROWS, int(MIN_GROUP_SHARE * len(x)))
     lowest = x.min()
     candidates = np.unique(np.quantile(x, np.linspace(0.05, 0.95, 19), method="lower"))
     candidates = np.unique(np.r_[candidates, x[x > lowest].min() if (x > lowest).any() else lowest])
-    best: tuple[float, tuple[str, Any, float, float, int, int]] | None = None
-    for t in candidates[candidates > lowest]:
-        inside = x >= t
-        rate_in, n_in = _rate(y, inside)
-        rate_out, n_out = _rate(y, ~inside)
-        if n_in < least or n_out < least or rate_in == 0 or rate_out == 0:
-            continue
-        strength = abs(math.log(rate_in / rate_out))
-        if best is None or strength > best[0]:
-            best = (strength, ("ge", float(t), rate_in, rate_out, n_in, n_out))
-    return _NONE if best is None else best[1]
+    groups = (("ge", float(t), x >= t) for t in candidates[candidates > lowest])
+    return _most_different(y, groups, max(MIN_GROUP_ROWS, int(MIN_GROUP_SHARE * len(x))))
 
 
 def _categorical_evidence(x: np.ndarray, y: np.ndarray) -> tuple[str, Any, float, float, int, int]:
     """The category that converts most differently from the rest."""
-    least = max(MIN_GROUP_ROWS, int(MIN_GROUP_SHARE * len(x)))
     values = pd.Series(x, dtype=object).fillna(EMPTY).astype(str).to_numpy()
-    best: tuple[float, tuple[str, Any, float, float, int, int]] | None = None
-    for value in np.unique(values):
-        inside = values == value
-        rate_in, n_in = _rate(y, inside)
-        rate_out, n_out = _rate(y, ~inside)
-        if n_in < least or n_out < least or rate_in == 0 or rate_out == 0:
-            continue
-        strength = abs(math.log(rate_in / rate_out))
-        if best is None or strength > best[0]:
-            best = (strength, ("is", str(value), rate_in, rate_out, n_in, n_out))
-    if best is None:
-        return _NONE
-    return best[1]
+    groups = (("is", str(v), values == v) for v in np.unique(values))
+    return _most_different(y, groups, max(MIN_GROUP_ROWS, int(MIN_GROUP_SHARE * len(x))))
 
 
 def signals(evidence: Evidence, categorical: set[str], limit: int = TOP_SIGNALS) -> list[Signal]:
