@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,27 @@ from pathlib import Path
 
 class OutputError(ValueError):
     """The output cannot be written where asked; the message says why."""
+
+
+@contextlib.contextmanager
+def folder_written_whole(path: str | Path) -> Iterator[Path]:
+    """`written_whole` for a folder of parts: yield a hidden folder beside ``path`` to fill;
+    when the block ends without an error it replaces ``path`` (an earlier output there is
+    removed first), else it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file; expected a folder to write the parts into")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield partial
+        if path.exists():
+            shutil.rmtree(path)
+        partial.rename(path)
+    except OSError as exc:
+        raise OutputError(f"could not write {path}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def check_destination(path: str | Path) -> Path:

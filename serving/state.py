@@ -38,9 +38,9 @@ class LoadedModel:
 
 def with_matrix(loaded: LoadedModel, matrix: AppliedMatrix | None) -> LoadedModel:
     """``loaded`` scoring points with ``matrix`` (None: with the model's own matrix)."""
-    own = loaded.trained_rules if loaded.matrix_id is not None else loaded.scorer.rules
     if loaded.scorer.kind != "touchpoint":
         return loaded
+    own = loaded.trained_rules or loaded.scorer.rules  # (set wherever a model is loaded)
     rules, matrix_id = (own, None) if matrix is None else (matrix.rules, matrix.matrix_id)
     scorer = dataclasses.replace(loaded.scorer, rules=rules)
     if scorer.selection is not None:

@@ -37,9 +37,12 @@ def eligible_contacts(store: EventStore, as_of: int) -> np.ndarray:
 
 def resolve_as_of(crm: CRM, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
     """The scoring moment: the given one (UTC when no offset is given), or the end of the data."""
-    if as_of is None:
-        return data_end(crm)
-    ts = pd.Timestamp(as_of)
+    return data_end(crm) if as_of is None else in_utc(as_of)
+
+
+def in_utc(moment: str | pd.Timestamp) -> pd.Timestamp:
+    """A moment in UTC (UTC when it has no offset)."""
+    ts = pd.Timestamp(moment)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -107,6 +110,11 @@ class ReasonsFor:
         parts += [f"top:{self.top_share * 100:g}%"] if self.top_share else []
         return ",".join(parts)
 
+    def best(self, n: int) -> int:
+        """How many of n rows the top rules (`top:K`, `top:P%`) choose by probability."""
+        k = max(self.top, int(np.ceil(self.top_share * n)) if self.top_share else 0)
+        return min(k, n)
+
     def rows(self, probability: np.ndarray, mql: np.ndarray | None) -> np.ndarray:
         """The positions of the rows that get reasons, ascending."""
         n = len(probability)
@@ -115,10 +123,9 @@ class ReasonsFor:
         chosen = np.zeros(n, dtype=bool)
         if self.mql and mql is not None:
             chosen |= np.asarray(mql, dtype=bool)
-        k = max(self.top, int(np.ceil(self.top_share * n)) if self.top_share else 0)
+        k = self.best(n)
         if k:
-            best = np.argsort(-probability, kind="stable")[: min(k, n)]
-            chosen[best] = True
+            chosen[np.argsort(-probability, kind="stable")[:k]] = True
         return np.flatnonzero(chosen)
 
 

@@ -34,20 +34,13 @@ EVIDENCE_FILE: Final = "holdout.parquet"
 EVIDENCE_META: Final = "holdout.json"
 #: holdout rows kept with a model (a random, seeded sample beyond it)
 MAX_ROWS: Final = 50_000
-ID_COLUMNS: Final = (
-    "contact_id",
-    "account_id",
-    "as_of",
-    "converted",
-    "probability",
-    "points",
-    "mql",
-)
 
 
 @dataclass
 class Evidence:
-    frame: pd.DataFrame  # ID_COLUMNS, then the features
+    frame: (
+        pd.DataFrame
+    )  # contact_id, account_id, as_of, converted, probability, points, mql, then the features
     rule_names: list[str]  # the engine's order: engagement rules, then fit rules
     count: np.ndarray  # (rows, rules)
     weight: np.ndarray  # (rows, rules)

@@ -12,8 +12,6 @@ files with the columns of `leadscore score`'s file, written whole or not at all.
 from __future__ import annotations
 
 import math
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from features.crm.load import CONTRACT_CSV, CsvFormat
-from features.model.batch import ReasonsFor, add_reasons, model_rows
+from features.files import folder_written_whole
+from features.model.batch import ReasonsFor, add_reasons, in_utc, model_rows
+from features.model.names import DEFAULT_REASONS_FOR
 from features.model.scorer import LeadScorer
 from features.pipeline.partitions import Partition, dask_client, export_bounds, partitions
 from features.points.matrix import RulesConfig
@@ -96,46 +96,29 @@ def score_dask(
 ) -> PartitionedScores:
     """Score every eligible contact of the export at ``as_of`` (default: the export's
     end) into a folder of CSV parts."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file; --engine dask writes a folder of parts")
-    who = reasons_for or ReasonsFor.parse("mql,top:5%")
-    with dask_client(scheduler, workers) as client:
+    who = reasons_for or ReasonsFor.parse(DEFAULT_REASONS_FOR)
+    with folder_written_whole(out) as partial, dask_client(scheduler, workers) as client:
         n_workers = len(client.scheduler_info()["workers"])
         n = n_partitions or 2 * max(1, n_workers)
         loaded = partitions(client, data, n, csv_format)
         _, end = export_bounds(client, loaded)
-        if as_of is None:
-            moment = end
-        else:
-            moment = pd.Timestamp(as_of)
-            moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+        moment = end if as_of is None else in_utc(as_of)
         shared = client.scatter(scorer, broadcast=True)
         scored = client.map(_score, loaded, scorer=shared, config=config, as_of=moment)
         threshold = math.inf
         if reasons > 0 and not who.all:
             sizes = client.gather(client.map(lambda s: 0 if s is None else len(s[0]), scored))
             total = sum(sizes)
-            k = max(who.top, math.ceil(who.top_share * total) if who.top_share else 0)
-            k = min(k, total)
+            k = who.best(total)
             if k:
                 best = np.concatenate(client.gather(client.map(_best, scored, k=k)))
                 threshold = float(-np.sort(-best)[k - 1])
-        partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-        partial.mkdir(parents=True)
-        try:
-            written = client.gather(
-                client.map(
-                    _write, scored, range(n), folder=str(partial), scorer=shared,
-                    reasons=reasons, who=who, threshold=threshold,
-                )
-            )  # fmt: skip
-            if out.exists():
-                shutil.rmtree(out)
-            partial.rename(out)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+        written = client.gather(
+            client.map(
+                _write, scored, range(n), folder=str(partial), scorer=shared,
+                reasons=reasons, who=who, threshold=threshold,
+            )
+        )  # fmt: skip
     return PartitionedScores(
         rows=sum(w[0] for w in written),
         mql=sum(w[1] for w in written),

@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ import pandas as pd
 from features.crm.contract import TABLES
 from features.crm.load import CONTRACT_CSV, CRM, CsvFormat, crm_from_frames, find_table_file
 from features.crm.validation import InvalidCRMError
-from features.files import check_destination
+from features.files import folder_written_whole
 from features.pipeline.snapshots import (
     SnapshotConfig,
     SnapshotReport,
@@ -186,8 +184,6 @@ class Partition:
     crm: CRM | None
     first_touch: pd.Timestamp | None
     end: pd.Timestamp | None
-    contacts: int
-    touchpoints: int
 
 
 def _check_without_contacts(index: int, tables: Mapping[str, pd.DataFrame]) -> None:
@@ -218,7 +214,7 @@ def load_partition(index: int, *frames: pd.DataFrame) -> Partition:
     }
     if len(tables["contacts"]) == 0:  # accounts without people, deals of such accounts
         _check_without_contacts(index, tables)
-        return Partition(index, None, None, None, 0, 0)
+        return Partition(index, None, None, None)
     try:
         crm = crm_from_frames(tables, source=f"partition {index}")
     except InvalidCRMError as exc:
@@ -232,8 +228,6 @@ def load_partition(index: int, *frames: pd.DataFrame) -> Partition:
         crm,
         None if pd.isna(first) else pd.Timestamp(first),
         data_end(crm),
-        len(crm.contacts),
-        len(crm.touchpoints),
     )
 
 
@@ -271,7 +265,7 @@ def _build_part(
 ) -> dict[str, Any]:
     """One partition's training rows, written as one Parquet file of the dataset."""
     if part.crm is None:
-        return {"rows": 0, "positives": 0, "excluded": {}, "accounts": []}
+        return {"rows": 0, "positives": 0, "excluded": {}}
     frame, report = build_snapshots(
         part.crm, cfg, dates=dates, store=EventStore.from_crm(part.crm), end=end
     )
@@ -280,8 +274,6 @@ def _build_part(
         "rows": report.rows,
         "positives": report.positives,
         "excluded": report.excluded,
-        "dates": report.dates,
-        "immature": report.immature_dates,
     }
 
 
@@ -297,26 +289,16 @@ def build_dataset_dask(
 ) -> SnapshotReport:
     """`build_dataset` on Dask: the same rows, written as a Parquet dataset (a folder of
     `part-NNNNN.parquet` files, one per partition; written whole or not at all)."""
-    out = check_destination(out)
     cfg = cfg or SnapshotConfig()
-    with dask_client(scheduler, workers) as client:
+    with folder_written_whole(out) as partial, dask_client(scheduler, workers) as client:
         n = n_partitions or 2 * max(1, len(client.scheduler_info()["workers"]))
         loaded = partitions(client, data, n, csv_format)
         first, end = export_bounds(client, loaded)
         dates = dates_between(first, end, cfg)
         say(f"{n} partitions by account on {len(client.scheduler_info()['workers'])} workers")
-        partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-        partial.mkdir(parents=True)
-        try:
-            built = client.gather(
-                client.map(_build_part, loaded, cfg=cfg, dates=dates, end=end, folder=str(partial))
-            )
-            if out.exists():
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
-            partial.rename(out)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+        built = client.gather(
+            client.map(_build_part, loaded, cfg=cfg, dates=dates, end=end, folder=str(partial))
+        )
     report = SnapshotReport(data_end=end)
     report.dates = [d for d in dates if d + pd.Timedelta(days=cfg.horizon_days) <= end]
     report.immature_dates = [d for d in dates if d not in report.dates]

@@ -76,12 +76,7 @@ async def feature_importance(
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "description": "a points matrix, as its YAML reads",
-                    }
-                }
+                "application/json": {"schema": {"$ref": "#/components/schemas/RulesConfig"}}
             },
         }
     },

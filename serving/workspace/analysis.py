@@ -124,46 +124,35 @@ def signals(evidence: Evidence, categorical: set[str], limit: int = TOP_SIGNALS)
     y = evidence.frame["converted"].to_numpy(bool)
     size = np.abs(evidence.shap).mean(axis=0)
     total = float(size.sum()) or 1.0
-
-    def weight(j: int) -> float:
-        return float(size[j]) / total
-
     out = []
     for j in np.argsort(-size)[:limit]:
         name = evidence.features[j]
         column = evidence.frame[name]
+        direction, kind = 0, "categorical"
         if name in categorical:
             found = _categorical_evidence(column.to_numpy(object), y)
-            out.append(
-                Signal(name, float(size[j]), float(size[j]) / total, 0, "categorical", *found)
-            )
-            continue
-        x = column.to_numpy(float)
-        sample = x[evidence.explained]
-        contribution = evidence.shap[:, j]
-        ok = np.isfinite(sample)
-        direction = 0
-        if ok.sum() > 2 and np.std(sample[ok]) > 0 and np.std(contribution[ok]) > 0:
-            direction = 1 if np.corrcoef(sample[ok], contribution[ok])[0, 1] >= 0 else -1
-        finite = x[np.isfinite(x)]
-        if len(finite) and set(np.unique(finite).tolist()) <= {0.0, 1.0}:
-            inside = x == 1
-            rate_in, n_in = _rate(y, inside)
-            rate_out, n_out = _rate(y, ~inside)
-            found = (
-                ("eq", 1, rate_in, rate_out, n_in, n_out)
-                if n_in and n_out
-                else ("", None, math.nan, math.nan, 0, 0)
-            )
-            out.append(
-                Signal(name, float(size[j]), float(size[j]) / total, direction, "binary", *found)
-            )
-            continue
-        found = _numeric_evidence(x, y)
-        out.append(
-            Signal(name, float(size[j]), float(size[j]) / total, direction, "numeric", *found)
-        )
+        else:
+            x = column.to_numpy(float)
+            sample = x[evidence.explained]
+            contribution = evidence.shap[:, j]
+            ok = np.isfinite(sample)
+            if ok.sum() > 2 and np.std(sample[ok]) > 0 and np.std(contribution[ok]) > 0:
+                direction = 1 if np.corrcoef(sample[ok], contribution[ok])[0, 1] >= 0 else -1
+            finite = x[np.isfinite(x)]
+            if len(finite) and set(np.unique(finite).tolist()) <= {0.0, 1.0}:
+                kind, found = "binary", _flag_evidence(x, y)
+            else:
+                kind, found = "numeric", _numeric_evidence(x, y)
+        out.append(Signal(name, float(size[j]), float(size[j]) / total, direction, kind, *found))
     return out
+
+
+def _flag_evidence(x: np.ndarray, y: np.ndarray) -> tuple[str, Any, float, float, int, int]:
+    """A 0/1 feature: the rows where it is 1 against the others."""
+    inside = x == 1
+    rate_in, n_in = _rate(y, inside)
+    rate_out, n_out = _rate(y, ~inside)
+    return ("eq", 1, rate_in, rate_out, n_in, n_out) if n_in and n_out else _NONE
 
 
 @dataclass(frozen=True)
@@ -173,12 +162,16 @@ class Curve:
     capture: np.ndarray
 
 
-def _curve(y: np.ndarray, score: np.ndarray, seed: int = 0) -> Curve:
-    """Lift and capture of the top share by score (ties in a seeded random order, so a
-    points score's many ties are neither flattered nor punished)."""
+def _best_first(score: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Rows by score, best first, ties in a seeded random order (so a points score's many
+    ties are neither flattered nor punished)."""
+    return np.lexsort((np.random.default_rng(seed).random(len(score)), -score))
+
+
+def _curve(y: np.ndarray, score: np.ndarray) -> Curve:
+    """Lift and capture of the top share by score."""
     n = len(y)
-    tiebreak = np.random.default_rng(seed).random(n)
-    order = np.lexsort((tiebreak, -score))
+    order = _best_first(score)
     caught = np.cumsum(y[order])
     shares = np.arange(1, 101) / 100
     at = np.maximum(np.round(shares * n).astype(int), 1) - 1
@@ -188,14 +181,10 @@ def _curve(y: np.ndarray, score: np.ndarray, seed: int = 0) -> Curve:
     return Curve(shares, lift, capture)
 
 
-def top_share(score: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
-    """The best ``share`` of rows by score (ties in a seeded random order)."""
-    n = len(score)
-    k = round(share * n)
-    chosen = np.zeros(n, dtype=bool)
-    if k:
-        tiebreak = np.random.default_rng(seed).random(n)
-        chosen[np.lexsort((tiebreak, -score))[:k]] = True
+def top_share(score: np.ndarray, share: float) -> np.ndarray:
+    """The best ``share`` of rows by score (ties as `_best_first` orders them)."""
+    chosen = np.zeros(len(score), dtype=bool)
+    chosen[_best_first(score)[: round(share * len(score))]] = True
     return chosen
 
 

@@ -18,14 +18,14 @@ from fastapi import FastAPI
 from features.model.names import PROMOTION_TAG_PREFIX
 from features.model.scorer import LeadScorer
 from serving.state import LoadedModel
-from serving.workspace.analysis import calibration
+from serving.workspace.analysis import CalibrationBin, calibration
 
 logger = logging.getLogger(__name__)
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", "capture_top10")
 _lock = threading.Lock()
 
 
-def _summary(scorer: LeadScorer, version: str) -> dict[str, Any]:
+def _summary(scorer: LeadScorer, version: str, bins: list[CalibrationBin] | None) -> dict[str, Any]:
     meta = scorer.metadata
     metrics = meta.get("holdout_metrics", {})
     return {
@@ -34,14 +34,14 @@ def _summary(scorer: LeadScorer, version: str) -> dict[str, Any]:
         "training_window": meta.get("training_window", []),
         "test_window": meta.get("test_window", []),
         "metrics": {k: metrics.get(k) for k in METRICS if k in metrics},
-        "rules_metrics": meta.get("rules_holdout_metrics", {}),
-        "calibration": calibration(scorer.evidence) if scorer.evidence is not None else None,
+        "calibration": bins,
         "estimator": scorer.estimator,
     }
 
 
-def _challenger(app: FastAPI, name: str) -> tuple[str, LeadScorer] | None:
-    """The challenger's version and scorer (None: no challenger, or it is the champion)."""
+def _challenger(app: FastAPI, name: str) -> tuple[str, dict[str, Any]] | None:
+    """The challenger's version and summary (None: no challenger), read from the registry
+    once per version and kept on the app."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -56,9 +56,11 @@ def _challenger(app: FastAPI, name: str) -> tuple[str, LeadScorer] | None:
         if cached is not None and cached[0] == version:
             return cached
     scorer, _ = load_scorer(f"models:/{name}/{version}", evidence=True)
+    evidence = scorer.evidence
+    found = (version, _summary(scorer, version, calibration(evidence) if evidence else None))
     with _lock:
-        app.state.challenger = (version, scorer)
-    return version, scorer
+        app.state.challenger = found
+    return found
 
 
 def promotions(name: str) -> list[dict[str, Any]]:
@@ -83,13 +85,16 @@ def models_side_by_side(app: FastAPI, model: LoadedModel | None) -> dict[str, An
     view: dict[str, Any] = {"models": {}, "promotions": [], "problem": None}
     if model is None:
         return view
-    view["models"]["champion"] = _summary(model.scorer, model.version)
+    # (the champion's calibration is the workspace's analysis, computed once per model)
+    analysis = app.state.analyses.of(model.scorer, model.trained_rules)
+    bins = analysis.calibration if analysis is not None else None
+    view["models"]["champion"] = _summary(model.scorer, model.version, bins)
     if not model.name or model.name == model.uri:  # a model folder: no registry
         return view
     try:
         found = _challenger(app, model.name)
         if found is not None and found[0] != model.version:
-            view["models"]["challenger"] = _summary(found[1], found[0])
+            view["models"]["challenger"] = found[1]
         view["promotions"] = promotions(model.name)
     except Exception as exc:  # the registry is unreachable: the champion is still shown
         logger.warning("the model page could not read the registry: %s", exc)

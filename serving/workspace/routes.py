@@ -13,7 +13,6 @@ rescored).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import urllib.parse
@@ -26,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from features.points.matrix import RulesConfig, RulesError, parse_rules, rules_yaml
+from serving.bodies import BodyError, parse_json
 from serving.state import LoadedModel
 from serving.store import reads
 from serving.store.intake import from_us
@@ -235,15 +235,6 @@ async def compare(request: Request) -> Response:
     return _page(request, "compare.html", session, model=model, analysis=analysis, charts=charts)
 
 
-def _matrix_in_effect(request: Request, model: LoadedModel) -> Any:
-    """The applied matrix in effect (None: the model's own)."""
-    store = request.app.state.store
-    if model.matrix_id is None or store is None:
-        return None
-    found = history(store, limit=1)
-    return found[0] if found else None
-
-
 @router.get("/matrix", response_class=HTMLResponse)
 async def matrix(request: Request, applied: int = 0) -> Response:
     session = _session(request)
@@ -281,7 +272,7 @@ class EditError(ValueError):
 def edited(base: RulesConfig, values: dict[str, Any]) -> RulesConfig:
     """``base`` with the editor's numbers: {"mql_threshold": x, "rules": {name: {"points":
     p, "cap": c or None}}}. Anything but numbers stays as it is."""
-    data = json.loads(rules_yaml_json(base))
+    data = yaml.safe_load(rules_yaml(base))  # a fresh plain copy to edit
     threshold = values.get("mql_threshold", data["mql_threshold"])
     data["mql_threshold"] = _number(threshold, "mql_threshold")
     changes = values.get("rules") or {}
@@ -305,10 +296,6 @@ def edited(base: RulesConfig, values: dict[str, Any]) -> RulesConfig:
         return parse_rules(data, "the edited matrix")
     except RulesError as exc:
         raise EditError(str(exc)) from None
-
-
-def rules_yaml_json(rules: RulesConfig) -> str:
-    return json.dumps(yaml.safe_load(rules_yaml(rules)))
 
 
 def _number(value: Any, where: str) -> float:
@@ -351,15 +338,14 @@ async def matrix_what_if(request: Request) -> Response:
     if model is None or model.scorer.evidence is None:
         return JSONResponse({"detail": "no model with a holdout is served"}, status_code=503)
     try:
-        values = json.loads(await request.body())
-        rules = _edit_of(model, values)
+        rules = _edit_of(model, parse_json(await request.body()))
         result = await asyncio.to_thread(
             what_if, model.scorer.evidence, model.trained_rules or rules, rules
         )
+    except BodyError:
+        return JSONResponse({"detail": "the body is not JSON"}, status_code=422)
     except (EditError, MatrixMismatch) as exc:
         return JSONResponse({"detail": str(exc)}, status_code=422)
-    except ValueError:
-        return JSONResponse({"detail": "the body is not JSON"}, status_code=422)
     return JSONResponse(result.as_dict())
 
 
@@ -476,13 +462,14 @@ async def lead(request: Request, contact_id: str) -> Response:
     chart = ""
     if found is not None:
         times, probability, points = history_points(found["rows"])
+        ticks = _time_ticks(times)
         chart_p = line_chart(
             [Series(words("leads.probability"), times, probability, points=True)],
             "",
             "",
             words("lead.history"),
             y_format="{:.0%}",
-            x_ticks=_time_ticks(times),
+            x_ticks=ticks,
             y_min=0,
         )
         chart_points = line_chart(
@@ -490,7 +477,7 @@ async def lead(request: Request, contact_id: str) -> Response:
             "",
             "",
             words("leads.points"),
-            x_ticks=_time_ticks(times),
+            x_ticks=ticks,
         )
         chart = chart_p + chart_points
     return _page(
