@@ -54,7 +54,7 @@ from training.fitting import (
 )
 from training.leakage import DEFAULT_MAX_AUC, LeakageReport, check_leakage
 from training.registry import CHALLENGER, register_challenger
-from training.tracking import describe, log_params, training_run
+from training.tracking import describe, log_params, log_training_data, training_run
 from training.train import (
     EXPERIMENT,
     fit_notes,
@@ -386,15 +386,7 @@ def train_table(cfg: TableTrainConfig, path: str | Path) -> TableTrainResult:
             table_rules_yaml(scorer.table_rules or rules), encoding="utf-8"
         )
         mlflow.log_artifacts(str(out))
-        mlflow.log_input(
-            mlflow.data.from_pandas(
-                frame.drop(columns="__converted__").head(100_000),
-                source=str(path),
-                targets=cfg.target,
-                name="lead-table",
-            ),
-            context="training",
-        )
+        log_training_data(frame.drop(columns="__converted__"), str(path), cfg.target, "lead-table")
         version = register_challenger(
             scorer, out / "scorer", test_x.head(5), cfg.model_name, weak=fitted.weak
         )

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 
 import mlflow
+import pandas as pd
 from mlflow.entities import Run
 
 from features.model.pyfunc import tracking_uri
@@ -76,3 +77,23 @@ def log_params(params: dict[str, object]) -> None:
         elif logged[key] != text:
             out[f"{key}_resolved"] = text
     mlflow.log_params(out)
+
+
+#: training rows handed to MLflow as the run's dataset input (see `log_training_data`)
+DATASET_SAMPLE_ROWS = 1_000
+
+
+def log_training_data(frame: pd.DataFrame, source: str, target: str, name: str) -> None:
+    """The training data as the run's dataset input: its source, schema and a digest.
+
+    A bounded head of the rows: MLflow infers the schema by looking at every value it is
+    given, which took 10-19 s on 100,000 rows (a third of a training of 2,500 accounts);
+    the schema and the digest (which hashes leading rows anyway) need no more than this.
+    The true row counts are the run's ``rows_*`` parameters.
+    """
+    mlflow.log_input(
+        mlflow.data.from_pandas(
+            frame.head(DATASET_SAMPLE_ROWS), source=source, targets=target, name=name
+        ),
+        context="training",
+    )

@@ -57,13 +57,12 @@ from training.fitting import (
 from training.holdout import rule_points
 from training.registry import CHALLENGER, register_challenger
 from training.suggest import NotEnoughConversions, suggest_points
-from training.tracking import describe, log_params, training_run
+from training.tracking import describe, log_params, log_training_data, training_run
 from training.truth import latent_propensity, load_episodes
 
 logger = logging.getLogger(__name__)
 
 EXPERIMENT = "lead-scoring"
-DATASET_SAMPLE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -414,18 +413,7 @@ def train(
         )
         (out / "rules.yaml").write_text(rules_yaml(rules), encoding="utf-8")
         mlflow.log_artifacts(str(out))
-        mlflow.log_input(
-            # A bounded sample: MLflow profiles and schemas the frame it is given, which
-            # on a million rows costs a minute; the digest hashes leading rows anyway.
-            # The true row counts are the run's rows_* parameters.
-            mlflow.data.from_pandas(
-                frame.head(DATASET_SAMPLE_ROWS),
-                source=source,
-                targets="converted",
-                name="training-snapshots",
-            ),
-            context="training",
-        )
+        log_training_data(frame, source, "converted", "training-snapshots")
         example = s.test[list(R.FEATURE_NAMES)].head(5).copy()
         for feature in R.CATEGORICAL:
             example[feature] = example[feature].astype(object).where(example[feature].notna(), None)
