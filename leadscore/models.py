@@ -13,6 +13,8 @@ from leadscore.inputs import (
     EXIT_REFUSED,
     UserError,
     add_csv_options,
+    add_engine_options,
+    dask_or_fail,
     data_source,
     load_crm_or_fail,
     positive_int,
@@ -20,6 +22,7 @@ from leadscore.inputs import (
 
 if TYPE_CHECKING:
     from features.table.bitrix24 import Preset
+    from training.train import TrainConfig, TrainResult
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -39,9 +42,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         allow_weak=args.allow_weak,
         recency_half_life=args.recency_half_life,
     )
-    crm = load_crm_or_fail(args.data, args)
     try:
-        result = train(cfg, args.data, dataset=args.dataset, crm=crm)
+        if args.engine == "dask":
+            result = _train_dask(cfg, args)
+        else:
+            crm = load_crm_or_fail(args.data, args)
+            result = train(cfg, args.data, dataset=args.dataset, crm=crm)
     except ValueError as exc:  # WeakModelError included: nothing was registered
         _print_drift(exc)
         raise UserError(str(exc)) from exc
@@ -63,6 +69,31 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{result.latent_truth_auc:.4f}"
         )
     return EXIT_OK
+
+
+def _train_dask(cfg: TrainConfig, args: argparse.Namespace) -> TrainResult:
+    """The same run on a Dask cluster (training/distributed.py)."""
+    if args.dataset is not None:
+        raise UserError(
+            "--engine dask builds its snapshots on the cluster from --data (the points "
+            "baseline and the holdout evidence need the export's touchpoints); leave out "
+            "--dataset"
+        )
+    from features.crm.database import is_database_url
+
+    if is_database_url(str(args.data)):
+        raise UserError("--engine dask reads an export folder (CSV or Parquet), not a database")
+    dask_or_fail()
+    from features.pipeline.partitions import PartitionError
+    from training.distributed import train_dask
+
+    try:
+        return train_dask(
+            cfg, args.data, scheduler=args.scheduler, n_partitions=args.partitions,
+            workers=args.workers, say=print,
+        )  # fmt: skip
+    except PartitionError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _train_table(args: argparse.Namespace) -> int:
@@ -199,6 +230,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="snapshots from build-dataset (default: built from --data)",
     )
     tr.add_argument("--horizon-days", type=positive_int, default=90)
+    add_engine_options(tr)
     tr.add_argument("--experiment", default="lead-scoring", help="MLflow experiment")
     tr.add_argument("--rules", type=Path, default=None, help="points matrix for the baseline")
     tr.add_argument("--seed", type=int, default=0)

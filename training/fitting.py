@@ -262,10 +262,10 @@ def fit_and_refit(
     if weak is None or (cfg.allow_weak and valid_auc["logistic_regression"] < cfg.min_valid_auc):
         best = max(1, booster.best_iteration)
         twin = boost(
-            template, join(fit, valid), _scaled(best, len(fit) + len(valid), len(fit)), cfg
+            template, join(fit, valid), scaled_rounds(best, len(fit) + len(valid), len(fit)), cfg
         )
         twin_test = np.asarray(twin.predict(test.x), dtype=float)
-        rounds = _scaled(best, len(everything), len(fit))
+        rounds = scaled_rounds(best, len(everything), len(fit))
         final = replace(
             template,
             booster=boost(template, everything, rounds, cfg),
@@ -311,7 +311,7 @@ def weakness(booster: lgb.Booster, valid_auc: float, min_auc: float) -> str | No
     return None
 
 
-def _scaled(rounds: int, rows: int, fit_rows: int) -> int:
+def scaled_rounds(rounds: int, rows: int, fit_rows: int) -> int:
     """Rounds chosen on ``fit_rows`` rows, for a fit on ``rows`` rows."""
     return max(1, round(rounds * rows / max(fit_rows, 1)))
 

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import mlflow
 import numpy as np
@@ -41,7 +41,7 @@ from features.model.scorer import LeadScorer
 from features.pipeline import registry as R
 from features.pipeline.snapshots import SnapshotConfig, TimeSplit, build_snapshots, time_split
 from features.pipeline.store import EventStore, seconds
-from features.points.engine import RuleScores, score_rules
+from features.points.engine import score_rules
 from features.points.matrix import RulesConfig, load_rules, rules_yaml
 from training import evaluate as E
 from training.drift import DriftReport, drift_report
@@ -195,16 +195,29 @@ def importance_table(scorer: LeadScorer, contributions: np.ndarray) -> pd.DataFr
 EXPLAINED_ROWS = 5_000
 
 
+class MatchedPoints(Protocol):
+    """The points of holdout rows with what each rule matched (a `RuleScores`, or the
+    rows of one gathered from a Dask cluster's partitions)."""
+
+    rule_names: list[str]
+    total: np.ndarray
+    mql: np.ndarray
+    count: np.ndarray  # (rows, rules)
+    decay: np.ndarray  # (rows, rules)
+
+
 def holdout_evidence(
     test: pd.DataFrame,
     probability: np.ndarray,
-    points: RuleScores,
+    points: MatchedPoints,
     scorer: LeadScorer,
     x_test: np.ndarray,
     seed: int,
+    holdout_rows: int | None = None,
 ) -> Evidence:
     """The holdout as the workspace reads it (features/model/evidence.py), with the
-    registered model's contributions on a sample of it."""
+    registered model's contributions on a sample of it. ``holdout_rows``: the whole
+    holdout's size when ``test`` is already the sample of it (`sample_rows`)."""
     keep = sample_rows(len(test), seed)
     rng = np.random.default_rng(seed + 1)
     explained = np.sort(rng.choice(len(keep), size=min(EXPLAINED_ROWS, len(keep)), replace=False))
@@ -233,7 +246,7 @@ def holdout_evidence(
         shap=contributions,
         explained=explained,
         features=list(features),
-        meta={"holdout_rows": len(test), "kept_rows": len(keep)},
+        meta={"holdout_rows": holdout_rows or len(test), "kept_rows": len(keep)},
     )
 
 
@@ -253,7 +266,7 @@ def train(
     cfg: TrainConfig, data: str | Path, dataset: str | Path | None = None, crm: CRM | None = None
 ) -> TrainResult:
     """Build (or read) the training set, fit, compare, log to MLflow, register as challenger."""
-    clock = _Clock()
+    clock = Clock()
     # stored in the model (`promote` runs from any folder; a password never is)
     database = is_database_url(str(data))
     data = absolute_url(str(data)) if database else Path(data).resolve()
@@ -277,7 +290,7 @@ def train(
     s = split(frame, cfg)
     logger.info("split: fit %d, validation %d, test %d rows", len(s.fit), len(s.valid), len(s.test))
     template = LeadScorer(booster=None, vocabularies=vocabularies(frame), rules=rules)
-    weight = recency_weights(_epoch(frame["as_of"]), cfg.recency_half_life)
+    weight = recency_weights(epoch_seconds(frame["as_of"]), cfg.recency_half_life)
     x_all, y_all = template.matrix_from_frame(frame), frame["converted"].to_numpy()
     parts = {}  # each slice's rows of the one encoded matrix
     for name, rows in (("fit", s.fit), ("valid", s.valid), ("test", s.test)):
@@ -310,38 +323,126 @@ def train(
         rules, store, store.contact_index(s.test["contact_id"].astype(str).tolist()),
         seconds(s.test["as_of"]),
     )  # fmt: skip
-    points_test, mql = test_points.total, test_points.mql
     points_valid, _ = rule_points(rules, store, s.valid)
+    clock.lap("baselines")
+    episodes = None if database else load_episodes(data)
+    truth = (
+        None
+        if episodes is None
+        else latent_propensity(episodes, s.test["account_id"], s.test["as_of"])
+    )
+    held = Holdout(y, p_model, p_logreg, test_points.total, test_points.mql, truth)
+    compared = compare(held, fitted, points_valid, parts["valid"].y, len(s.fit))
+    evidence = holdout_evidence(s.test, p_model, test_points, scorer, x_test, cfg.seed)
+    evidence.suggestions, evidence.suggestion_note = suggestions(crm, rules, cfg, store)
+    return record(
+        cfg,
+        Trained(
+            data=str(data),
+            database=database,
+            source=source,
+            frame=frame,
+            rows=(len(s.fit), len(s.valid), len(s.test)),
+            test_window=(s.test["as_of"].min(), s.test["as_of"].max()),
+            contacts=len(crm.contacts),
+            touchpoints=len(crm.touchpoints),
+            example=s.test[list(R.FEATURE_NAMES)].head(5),
+            drift=drift,
+        ),
+        fitted,
+        held,
+        compared,
+        evidence,
+        clock,
+    )
+
+
+@dataclass
+class Holdout:
+    """Every scorer's view of the test rows (the selection model never saw them)."""
+
+    y: np.ndarray
+    p_model: np.ndarray
+    p_logreg: np.ndarray
+    points: np.ndarray
+    mql: np.ndarray
+    truth: np.ndarray | None = None  # the synthetic generator's latent propensity, if known
+
+
+@dataclass
+class Compared:
+    results: dict[str, dict[str, float]]
+    table: pd.DataFrame
+    fits: dict[str, str]
+    p_rules: np.ndarray  # the points as a probability (isotonic on validation)
+    truth_auc: float | None
+
+
+def compare(
+    held: Holdout, fitted: Fitted, points_valid: np.ndarray, y_valid: np.ndarray, fit_rows: int
+) -> Compared:
+    """The comparison table: the model, its baselines and the refit twin on the test rows."""
     # The points as a probability (for log loss, Brier, ECE): isotonic map fitted on validation.
     points_to_p = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
-        points_valid, parts["valid"].y
+        points_valid, y_valid
     )
-    p_rules = points_to_p.predict(points_test)
-    clock.lap("baselines")
-    share = float(mql.mean())
+    p_rules = points_to_p.predict(held.points)
+    y, p_model, p_logreg = held.y, held.p_model, held.p_logreg
+    share = float(held.mql.mean())
     results = {
         "model": E.metrics(y, p_model, p_model, E.select_top(p_model, share)),
         "logistic_regression": E.metrics(y, p_logreg, p_logreg, E.select_top(p_logreg, share)),
         **refit_row(fitted, y, share),
-        "rules": E.metrics(y, points_test, p_rules, mql),
+        "rules": E.metrics(y, held.points, p_rules, held.mql),
     }
-    truth_auc = None
-    episodes = None if database else load_episodes(data)
-    if episodes is not None:
-        latent = latent_propensity(episodes, s.test["account_id"], s.test["as_of"])
-        truth_auc = float(roc_auc_score(y, latent))
-    fits = fit_notes(fitted, len(s.fit), "snapshots")
-    table = E.comparison_table(results, fits)
-    evidence = holdout_evidence(s.test, p_model, test_points, scorer, x_test, cfg.seed)
-    evidence.suggestions, evidence.suggestion_note = suggestions(crm, rules, cfg, store)
-    evidence.meta["base_rate"] = float(y.mean())
+    truth_auc = None if held.truth is None else float(roc_auc_score(y, held.truth))
+    fits = fit_notes(fitted, fit_rows, "snapshots")
+    return Compared(results, E.comparison_table(results, fits), fits, p_rules, truth_auc)
+
+
+@dataclass
+class Trained:
+    """What a trainer learned from, as the run and the model describe it."""
+
+    data: str
+    database: bool
+    source: str  # the dataset's location (the export, or a --dataset file)
+    frame: pd.DataFrame  # the training snapshots (a sample of them on Dask: dates, schema)
+    rows: tuple[int, int, int]  # fit, validation, test
+    test_window: tuple[pd.Timestamp, pd.Timestamp]
+    contacts: int
+    touchpoints: int
+    example: pd.DataFrame  # a few test rows' features: the model's input example
+    drift: DriftReport
+    engine: str = "single"
+    period: tuple[pd.Timestamp, pd.Timestamp] | None = None  # of every row (frame's otherwise)
+    snapshots: int | None = None  # every row's count (the frame's otherwise)
+
+
+def record(
+    cfg: TrainConfig,
+    trained: Trained,
+    fitted: Fitted,
+    held: Holdout,
+    compared: Compared,
+    evidence: Evidence,
+    clock: Clock,
+) -> TrainResult:
+    """Describe the registered model, log the run to MLflow, register it as challenger."""
+    scorer = fitted.final
+    frame, data, database = trained.frame, trained.data, trained.database
+    results, table, fits = compared.results, compared.table, compared.fits
+    evidence.meta["base_rate"] = float(held.y.mean())
     importance = importance_table(scorer, evidence.shap)
     scorer.evidence = evidence
     best_iteration = int(fitted.selection.booster.best_iteration)  # type: ignore[union-attr]
+    first, last = trained.period or (frame["as_of"].min(), frame["as_of"].max())
+    n_rows = trained.snapshots if trained.snapshots is not None else len(frame)
+    n_fit, n_valid, n_test = trained.rows
     scorer.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-        "training_window": [str(frame["as_of"].min()), str(frame["as_of"].max())],
-        "test_window": [str(s.test["as_of"].min()), str(s.test["as_of"].max())],
+        "training_window": [str(first), str(last)],
+        "test_window": [str(t) for t in trained.test_window],
         "horizon_days": cfg.horizon_days,
         "best_iteration": best_iteration,
         "estimator": scorer.estimator,
@@ -351,27 +452,29 @@ def train(
         "holdout_metrics": {k: round(v, 6) for k, v in results["model"].items()},
         "holdout_fit": fits["model"],
         "rules_holdout_metrics": {k: round(v, 6) for k, v in results["rules"].items()},
-        "latent_truth_roc_auc": truth_auc,
-        "drift": {"rate_ratio": drift.rate_ratio, "calendar": drift.calendar},
-        "data_source": str(data),
+        "latent_truth_roc_auc": compared.truth_auc,
+        "drift": {"rate_ratio": trained.drift.rate_ratio, "calendar": trained.drift.calendar},
+        "data_source": data,
         "csv_format": {"sep": cfg.csv_sep, "encoding": cfg.csv_encoding},
         "kind": "touchpoint",
+        "engine": trained.engine,
         "feature_importance": importance[["feature", "mean_abs_shap", "gain"]].to_dict("records"),
     }
     clock.lap("evaluation")
 
-    period = f"{frame['as_of'].min():%Y-%m}..{frame['as_of'].max():%Y-%m}"
-    name = f"{'lead store' if database else Path(data).name}: {len(frame):,} snapshots {period}"
+    period = f"{first:%Y-%m}..{last:%Y-%m}"
+    name = f"{'lead store' if database else Path(data).name}: {n_rows:,} snapshots {period}"
     with training_run(cfg.experiment, name) as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         auc = results["model"]["roc_auc"]
         describe(
             f"{name} · ROC AUC {auc:.3f}",
-            f"Touchpoint model on `{data}` ({len(crm.contacts):,} contacts, "
-            f"{len(crm.touchpoints):,} touchpoints): {len(frame):,} snapshots every "
+            f"Touchpoint model on `{data}` ({trained.contacts:,} contacts, "
+            f"{trained.touchpoints:,} touchpoints): {n_rows:,} snapshots every "
             f"{cfg.snapshot_every_days} days, {period}, horizon {cfg.horizon_days} days; "
-            f"fit {len(s.fit):,} | validation {len(s.valid):,} | test {len(s.test):,} rows. "
-            f"Holdout ROC AUC {auc:.4f} (logistic regression "
+            f"fit {n_fit:,} | validation {n_valid:,} | test {n_test:,} rows"
+            + ("" if trained.engine == "single" else f", trained on {trained.engine}")
+            + f". Holdout ROC AUC {auc:.4f} (logistic regression "
             f"{results['logistic_regression']['roc_auc']:.4f}, points "
             f"{results['rules']['roc_auc']:.4f}). Registered: {fits['registered']}."
             + (f" Weak booster: {fitted.weak}." if fitted.weak else ""),
@@ -379,11 +482,12 @@ def train(
         log_params(
             {
                 **asdict(cfg),
-                "data": str(data),
-                "dataset": source,
-                "rows_fit": len(s.fit),
-                "rows_validation": len(s.valid),
-                "rows_test": len(s.test),
+                "data": data,
+                "dataset": trained.source,
+                "engine": trained.engine,
+                "rows_fit": n_fit,
+                "rows_validation": n_valid,
+                "rows_test": n_test,
                 "rows_refit": fitted.refit_rows,
                 "rounds_refit": fitted.rounds,
                 "estimator": scorer.estimator,
@@ -392,10 +496,17 @@ def train(
             }
         )
         log_comparison(
-            out, results, table, y, (p_model, p_logreg, points_test), p_rules, importance, drift
+            out,
+            results,
+            table,
+            held.y,
+            (held.p_model, held.p_logreg, held.points),
+            compared.p_rules,
+            importance,
+            trained.drift,
         )
-        if truth_auc is not None:
-            mlflow.log_metric("latent_truth_roc_auc", truth_auc)
+        if compared.truth_auc is not None:
+            mlflow.log_metric("latent_truth_roc_auc", compared.truth_auc)
         (out / "features.json").write_text(
             json.dumps(
                 [
@@ -411,10 +522,11 @@ def train(
                 indent=1,
             )
         )
-        (out / "rules.yaml").write_text(rules_yaml(rules), encoding="utf-8")
+        assert scorer.rules is not None
+        (out / "rules.yaml").write_text(rules_yaml(scorer.rules), encoding="utf-8")
         mlflow.log_artifacts(str(out))
-        log_training_data(frame, source, "converted", "training-snapshots")
-        example = s.test[list(R.FEATURE_NAMES)].head(5).copy()
+        log_training_data(frame, trained.source, "converted", "training-snapshots")
+        example = trained.example.copy()
         for feature in R.CATEGORICAL:
             example[feature] = example[feature].astype(object).where(example[feature].notna(), None)
         version = register_challenger(
@@ -430,20 +542,15 @@ def train(
         comparison=table,
         best_iteration=best_iteration,
         calibration=scorer.calibration.method,
-        latent_truth_auc=truth_auc,
-        rows={
-            "fit": len(s.fit),
-            "validation": len(s.valid),
-            "test": len(s.test),
-            "refit": fitted.refit_rows,
-        },
+        latent_truth_auc=compared.truth_auc,
+        rows={"fit": n_fit, "validation": n_valid, "test": n_test, "refit": fitted.refit_rows},
         seconds=dict(clock.laps),
         # LightGBM returns the booster cut at the best iteration; it ran `patience` more.
         rounds=min(cfg.num_boost_round, best_iteration + cfg.early_stopping_rounds),
         estimator=scorer.estimator,
         weak=fitted.weak,
         refit_rounds=fitted.rounds,
-        drift=drift,
+        drift=trained.drift,
         registered=fits["registered"],
     )
 
@@ -484,7 +591,7 @@ def snapshot_drift(frame: pd.DataFrame, s: Splits) -> DriftReport:
     return drift_report(
         frame,
         frame["converted"].to_numpy(),
-        _epoch(frame["as_of"]),
+        epoch_seconds(frame["as_of"]),
         frame["as_of"].dt.strftime("%Y-%m-%d").to_numpy(),
         fit,
         test,
@@ -493,7 +600,7 @@ def snapshot_drift(frame: pd.DataFrame, s: Splits) -> DriftReport:
     )
 
 
-def _epoch(values: pd.Series) -> np.ndarray:
+def epoch_seconds(values: pd.Series) -> np.ndarray:
     """Timestamps as seconds (whatever their resolution)."""
     return np.asarray((values - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy())
 
@@ -529,7 +636,7 @@ def log_comparison(
         drift.columns.to_csv(out / "drift.csv", index=False)
 
 
-class _Clock:
+class Clock:
     """Wall time per stage, for the run's metrics and the training benchmark."""
 
     def __init__(self) -> None:
