@@ -1,6 +1,6 @@
 """Benchmark: the feature pipeline on one process and on Dask, as exports grow.
 
-    python benchmarks/bench_scale.py [--touchpoints 1,3,10] [--workers 2]
+    python benchmarks/bench_scale.py [--touchpoints 1,3,10] [--workers 2] [--partitions 4]
 
 For each size (millions of touchpoints; the generator makes about 91 per account), a
 synthetic export (Parquet), then `build-dataset` single-node and `build-dataset --engine
@@ -45,7 +45,7 @@ def _single(data: str, out: str) -> None:
     print(json.dumps({"seconds": seconds, "peak": peak, "rows": report.rows}))
 
 
-def _dask(data: str, out: str, workers: int) -> None:
+def _dask(data: str, out: str, workers: int, partitions: int) -> None:
     from distributed import Client, LocalCluster
 
     from features.pipeline.partitions import build_dataset_dask
@@ -57,7 +57,9 @@ def _dask(data: str, out: str, workers: int) -> None:
         Client(cluster) as client,
     ):
         started = time.perf_counter()
-        report = build_dataset_dask(data, out, scheduler=cluster.scheduler_address)
+        report = build_dataset_dask(
+            data, out, scheduler=cluster.scheduler_address, n_partitions=partitions
+        )
         seconds = time.perf_counter() - started
         peaks = client.run(
             lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -89,17 +91,24 @@ def main() -> None:
         if command == "_single":
             _single(*rest)
         elif command == "_dask":
-            _dask(rest[0], rest[1], int(rest[2]))
+            _dask(rest[0], rest[1], int(rest[2]), int(rest[3]))
         else:
             _generate(rest[0], int(rest[1]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--touchpoints", default="1,3,10", help="millions, comma-separated")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="by account (default: twice the workers)"
+    )
     args = parser.parse_args()
+    partitions = args.partitions or 2 * args.workers
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     cores = os.cpu_count()
-    print(f"machine: {cores} cores, {memory / 2**30:.0f} GiB; Dask: {args.workers} workers")
+    print(
+        f"machine: {cores} cores, {memory / 2**30:.0f} GiB; Dask: {args.workers} workers, "
+        f"{partitions} partitions"
+    )
     print(
         "| touchpoints | single s | single peak | B/touchpoint | dask s | ratio "
         "| worker peak | driver peak | B/touchpoint/worker |"
@@ -113,7 +122,9 @@ def main() -> None:
             made = _child(["_generate", data, str(accounts)])
             n = made["touchpoints"]
             single = _child(["_single", data, str(Path(tmp) / "single.parquet")])
-            dask = _child(["_dask", data, str(Path(tmp) / "dask"), str(args.workers)])
+            dask = _child(
+                ["_dask", data, str(Path(tmp) / "dask"), str(args.workers), str(partitions)]
+            )
             assert single["rows"] == dask["rows"], (single["rows"], dask["rows"])
             per_touch.append(single["peak"] / n)
             print(

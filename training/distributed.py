@@ -45,10 +45,9 @@ from features.pipeline.partitions import (
     Partition,
     PartitionError,
     dask_client,
-    export_bounds,
-    partitions,
+    split_export,
 )
-from features.pipeline.snapshots import SnapshotConfig, build_snapshots, dates_between
+from features.pipeline.snapshots import SnapshotConfig, build_snapshots
 from features.pipeline.store import EventStore, seconds
 from features.points.engine import score_rules
 from features.points.matrix import RulesConfig, load_rules
@@ -506,13 +505,13 @@ def train_dask(
     with dask_client(scheduler, workers) as client:
         n_workers = len(client.scheduler_info()["workers"])
         n = n_partitions or 2 * max(1, n_workers)
-        loaded = partitions(client, data, n, CsvFormat(cfg.csv_sep, cfg.csv_encoding))
-        first, end = export_bounds(client, loaded)
-        dates = dates_between(first, end, snap)
+        export = split_export(client, data, n, CsvFormat(cfg.csv_sep, cfg.csv_encoding))
         say(f"{n} partitions by account on {n_workers} workers")
-        shards = client.map(_shard, loaded, cfg=snap, dates=dates, end=end, rules=rules)
+        # each partition's CRM is loaded, turned into its shard and released in one go
+        shards = client.compute(
+            export.each(_shard, cfg=snap, dates=export.dates(snap), end=export.end, rules=rules)
+        )
         summaries = client.gather(client.map(_summary, shards))
-        del loaded  # the partitions' CRMs are released once every shard is built
         rows = sum(s["rows"] for s in summaries)
         positives = sum(s["positives"] for s in summaries)
         if positives < 20:

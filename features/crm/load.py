@@ -252,7 +252,7 @@ def _as_text(values: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
-def _parse_timestamps(raw: pd.Series) -> pd.Series:
+def parse_timestamps(raw: pd.Series) -> pd.Series:
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
     if pd.api.types.is_datetime64_dtype(raw):
@@ -277,7 +277,7 @@ def parse_column(
     text = None if typed else _as_text(raw)
     given = raw.notna() if text is None else text.notna()
     if col.kind is Kind.TIMESTAMP:
-        parsed = _parse_timestamps(raw if text is None else text)
+        parsed = parse_timestamps(raw if text is None else text)
     elif col.kind in (Kind.INTEGER, Kind.NUMBER):
         parsed = _parse_numbers(raw if text is None else text)
     else:

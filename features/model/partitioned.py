@@ -24,7 +24,7 @@ from features.files import folder_written_whole
 from features.model.batch import ReasonsFor, add_reasons, in_utc, model_rows
 from features.model.names import DEFAULT_REASONS_FOR
 from features.model.scorer import LeadScorer
-from features.pipeline.partitions import Partition, dask_client, export_bounds, partitions
+from features.pipeline.partitions import Partition, dask_client, split_export
 from features.points.matrix import RulesConfig
 
 
@@ -100,11 +100,11 @@ def score_dask(
     with folder_written_whole(out) as partial, dask_client(scheduler, workers) as client:
         n_workers = len(client.scheduler_info()["workers"])
         n = n_partitions or 2 * max(1, n_workers)
-        loaded = partitions(client, data, n, csv_format)
-        _, end = export_bounds(client, loaded)
-        moment = end if as_of is None else in_utc(as_of)
+        export = split_export(client, data, n, csv_format)
+        moment = export.end if as_of is None else in_utc(as_of)
         shared = client.scatter(scorer, broadcast=True)
-        scored = client.map(_score, loaded, scorer=shared, config=config, as_of=moment)
+        # (each partition's scores are kept for the reasons' threshold; its CRM is not)
+        scored = client.compute(export.each(_score, scorer=shared, config=config, as_of=moment))
         threshold = math.inf
         if reasons > 0 and not who.all:
             sizes = client.gather(client.map(lambda s: 0 if s is None else len(s[0]), scored))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -33,14 +33,21 @@ import numpy as np
 import pandas as pd
 
 from features.crm.contract import TABLES
-from features.crm.load import CONTRACT_CSV, CRM, CsvFormat, crm_from_frames, find_table_file
+from features.crm.load import (
+    CONTRACT_CSV,
+    CRM,
+    TIMESTAMP_DTYPE,
+    CsvFormat,
+    crm_from_frames,
+    find_table_file,
+    parse_timestamps,
+)
 from features.crm.validation import InvalidCRMError
 from features.files import folder_written_whole
 from features.pipeline.snapshots import (
     SnapshotConfig,
     SnapshotReport,
     build_snapshots,
-    data_end,
     dates_between,
 )
 from features.pipeline.store import EventStore
@@ -83,14 +90,20 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         yield client
 
 
-def read_export(folder: str | Path, csv_format: CsvFormat = CONTRACT_CSV) -> dict[str, Any]:
-    """The four tables of an export folder as Dask dataframes, as the loader reads them
-    (CSV cells as text, Parquet as typed), in blocks, nothing read yet."""
+def read_export(
+    folder: str | Path,
+    csv_format: CsvFormat = CONTRACT_CSV,
+    columns: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The tables of an export folder as Dask dataframes, as the loader reads them (CSV
+    cells as text, Parquet as typed), in blocks, nothing read yet. ``columns``: only these
+    tables, and of each only the columns named that it has."""
     import dask.dataframe as dd
 
     folder = Path(folder)
     out: dict[str, Any] = {}
-    for name in TABLE_NAMES:
+    for name in TABLE_NAMES if columns is None else list(columns):
+        wanted = None if columns is None else set(columns[name])
         files = find_table_file(folder, name)
         if len(files) != 1:
             raise PartitionError(
@@ -99,7 +112,12 @@ def read_export(folder: str | Path, csv_format: CsvFormat = CONTRACT_CSV) -> dic
             )
         path = files[0]
         if path.suffix == ".parquet":
-            out[name] = dd.read_parquet(path)
+            present = None
+            if wanted is not None:
+                import pyarrow.parquet as pq
+
+                present = [c for c in pq.read_schema(path).names if c in wanted]
+            out[name] = dd.read_parquet(path, columns=present)
         else:
             out[name] = dd.read_csv(
                 path,
@@ -111,8 +129,52 @@ def read_export(folder: str | Path, csv_format: CsvFormat = CONTRACT_CSV) -> dic
                 if csv_format.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
                 else csv_format.encoding,
                 blocksize="64MB",
+                **({} if wanted is None else {"usecols": _among(wanted)}),
             )
+            if wanted is not None:
+                out[name] = out[name].rename(columns=lambda c: c.strip())
     return out
+
+
+def _among(names: set[str]) -> Callable[[str], bool]:
+    """A CSV header name's test for `usecols` (headers are read stripped, as the loader does)."""
+    return lambda column: column.strip() in names
+
+
+#: the timestamps whose range decides the snapshot dates and the export's end (`data_end`)
+TIMESTAMPS: Final = {
+    "touchpoints": ("occurred_at",),
+    "contacts": ("created_at",),
+    "opportunities": ("created_at", "closed_at"),
+}
+
+
+def raw_bounds(
+    client: Any, data: str | Path, csv_format: CsvFormat = CONTRACT_CSV
+) -> tuple[pd.Timestamp | None, pd.Timestamp]:
+    """The whole export's first touchpoint and end (its latest timestamp), read from the
+    timestamp columns alone with the loader's own parsing, before any partition is
+    loaded: each partition can then be loaded, built and released in one task, so a
+    worker holds one partition's CRM at a time, not all of its partitions at once."""
+    tables = read_export(data, csv_format, TIMESTAMPS)
+    parsed = {
+        (table, name): tables[table][name].map_partitions(
+            parse_timestamps, meta=(name, TIMESTAMP_DTYPE)
+        )
+        for table, names in TIMESTAMPS.items()
+        for name in names
+        if name in tables[table].columns
+    }
+    if ("touchpoints", "occurred_at") not in parsed:
+        raise PartitionError("touchpoints: no occurred_at column; expected when each happened")
+    first, *ends = client.compute(
+        [parsed["touchpoints", "occurred_at"].min(), *(p.max() for p in parsed.values())],
+        sync=True,
+    )
+    known = [pd.Timestamp(e) for e in ends if pd.notna(e)]
+    if not known:
+        raise PartitionError("the export holds no timestamps at all (no contacts or touchpoints)")
+    return (None if pd.isna(first) else pd.Timestamp(first)), max(known)
 
 
 def _assign(frame: pd.DataFrame, column: str, n: int, prefix: str = "") -> pd.DataFrame:
@@ -178,12 +240,10 @@ def by_account(tables: Mapping[str, Any], n: int) -> dict[str, list[Any]]:
 
 @dataclass
 class Partition:
-    """One partition's CRM (None: no contacts in it) and what the whole export needs of it."""
+    """One partition's CRM (None: no contacts in it)."""
 
     index: int
     crm: CRM | None
-    first_touch: pd.Timestamp | None
-    end: pd.Timestamp | None
 
 
 def _check_without_contacts(index: int, tables: Mapping[str, pd.DataFrame]) -> None:
@@ -214,7 +274,7 @@ def load_partition(index: int, *frames: pd.DataFrame) -> Partition:
     }
     if len(tables["contacts"]) == 0:  # accounts without people, deals of such accounts
         _check_without_contacts(index, tables)
-        return Partition(index, None, None, None)
+        return Partition(index, None)
     try:
         crm = crm_from_frames(tables, source=f"partition {index}")
     except InvalidCRMError as exc:
@@ -222,38 +282,44 @@ def load_partition(index: int, *frames: pd.DataFrame) -> Partition:
             f"partition {index} of the export was refused (row numbers count within the "
             f"partition; `leadscore validate` on the folder names the rows):\n{exc}"
         ) from None
-    first = crm.touchpoints["occurred_at"].min()
-    return Partition(
-        index,
-        crm,
-        None if pd.isna(first) else pd.Timestamp(first),
-        data_end(crm),
-    )
+    return Partition(index, crm)
 
 
-def partitions(
+@dataclass
+class Export:
+    """An export split by account on a cluster: each partition's load (a Dask delayed
+    `Partition`: nothing is read until a task needs it), and what every partition needs
+    of the whole export: its first touchpoint and its end."""
+
+    loads: list[Any]
+    first_touch: pd.Timestamp | None
+    end: pd.Timestamp
+
+    def dates(self, cfg: SnapshotConfig) -> list[pd.Timestamp]:
+        return dates_between(self.first_touch, self.end, cfg)
+
+    def each(self, task: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """``task(partition, *args, **kwargs)`` per partition as delayed values: a
+        partition is loaded, used and released in one go (compute them with the client)."""
+        from dask.delayed import delayed
+
+        return [delayed(task)(load, *args, **kwargs) for load in self.loads]
+
+
+def split_export(
     client: Any, data: str | Path, n: int, csv_format: CsvFormat = CONTRACT_CSV
-) -> list[Any]:
-    """The export's partitions loaded on the workers (futures of `Partition`), kept there."""
+) -> Export:
+    """The export at ``data`` split into ``n`` partitions by account (see the module doc)."""
     from dask.delayed import delayed
 
     if n < 1:
         raise PartitionError("--partitions must be at least 1")
+    first, end = raw_bounds(client, data, csv_format)
     tables = by_account(read_export(data, csv_format), n)
     loads = [
         delayed(load_partition)(i, *(tables[name][i] for name in TABLE_NAMES)) for i in range(n)
     ]
-    return list(client.compute(loads))
-
-
-def export_bounds(client: Any, loaded: list[Any]) -> tuple[pd.Timestamp | None, pd.Timestamp]:
-    """The whole export's first touchpoint and end (its latest timestamp)."""
-    bounds = client.gather(client.map(lambda p: (p.first_touch, p.end), loaded))
-    firsts = [f for f, _ in bounds if f is not None]
-    ends = [e for _, e in bounds if e is not None]
-    if not ends:
-        raise PartitionError("the export holds no contacts")
-    return (min(firsts) if firsts else None), max(ends)
+    return Export(loads, first, end)
 
 
 def _build_part(
@@ -292,12 +358,12 @@ def build_dataset_dask(
     cfg = cfg or SnapshotConfig()
     with folder_written_whole(out) as partial, dask_client(scheduler, workers) as client:
         n = n_partitions or 2 * max(1, len(client.scheduler_info()["workers"]))
-        loaded = partitions(client, data, n, csv_format)
-        first, end = export_bounds(client, loaded)
-        dates = dates_between(first, end, cfg)
+        export = split_export(client, data, n, csv_format)
+        end, dates = export.end, export.dates(cfg)
         say(f"{n} partitions by account on {len(client.scheduler_info()['workers'])} workers")
-        built = client.gather(
-            client.map(_build_part, loaded, cfg=cfg, dates=dates, end=end, folder=str(partial))
+        built = client.compute(
+            export.each(_build_part, cfg=cfg, dates=dates, end=end, folder=str(partial)),
+            sync=True,
         )
     report = SnapshotReport(data_end=end)
     report.dates = [d for d in dates if d + pd.Timedelta(days=cfg.horizon_days) <= end]
