@@ -37,7 +37,7 @@ def test_events_replayed_in_order_end_where_the_whole_export_is(
 ) -> None:
     crm = load_crm(tracking["data"])
     end = resolve_as_of(crm, None)
-    export, events = split(crm, end - pd.Timedelta(days=60))
+    export, events = split(crm, end - pd.Timedelta(days=30))
     cut = tmp_path / "cut"
     cut.mkdir()
     for name, frame in export.items():

@@ -17,6 +17,8 @@ from serving.app import create_app
 from serving.config import Settings
 from serving.schemas import EXAMPLE_REQUEST
 from tests.serving.server import running_server
+from training.distributed import train_dask
+from training.train import TrainConfig
 
 pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -30,15 +32,16 @@ def _metrics(uri: str, version: str) -> dict[str, float]:
 
 
 def test_train_on_dask_matches_the_single_node_model_and_serves(
-    champion: dict[str, str], tracking: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    champion: dict[str, str], tracking: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the same data and settings as the session champion's single-node run (conftest)
-    assert main(["train", "--data", champion["data"], "--engine", "dask", "--workers", "2",
-                 "--partitions", "3"]) == 0  # fmt: skip
-    out = capsys.readouterr().out
-    assert "3 partitions by account on 2 workers" in out
-    assert "registered lead-scorer version 1 as challenger" in out
+    said: list[str] = []
+    result = train_dask(
+        TrainConfig(num_boost_round=200, early_stopping_rounds=30), champion["data"],
+        n_partitions=3, workers=2, say=said.append,
+    )  # fmt: skip
+    assert "3 partitions by account on 2 workers" in said
+    assert result.model_version == "1" and result.estimator == "lightgbm"
     uri = str(mlflow.get_tracking_uri())
     dask = _metrics(uri, "1")
     single = _metrics(champion["tracking_uri"], "1")
