@@ -87,6 +87,9 @@ def _generate(out: str, accounts: int) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         sys.path.insert(0, str(Path(__file__).parents[1]))
+        from features.allocator import use_returning_pool
+
+        use_returning_pool()  # as leadscore's commands do (unless ARROW_DEFAULT_MEMORY_POOL)
         command, *rest = sys.argv[1:]
         if command == "_single":
             _single(*rest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -344,3 +345,27 @@ def test_an_interrupted_generator_leaves_no_half_export(
     with pytest.raises(KeyboardInterrupt):
         generate_crm(GeneratorConfig(accounts=6_000, seed=1), tmp_path / "crm")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_give_freed_memory_back_and_respect_a_chosen_pool(
+    tiny_crm_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+
+    from features.allocator import ENV
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.delenv(ENV, raising=False)
+        assert main(["validate", str(tiny_crm_dir)]) == 0
+        # jemalloc returns freed pages (a quarter off build-dataset's peak); the processes
+        # a command starts (Dask workers) inherit it
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+        assert os.environ[ENV] == "jemalloc"
+        pa.set_memory_pool(before)
+        monkeypatch.setenv(ENV, "system")  # the user's choice is theirs
+        assert main(["validate", str(tiny_crm_dir)]) == 0
+        assert pa.default_memory_pool().backend_name == before.backend_name
+    finally:
+        pa.set_memory_pool(before)
+    capsys.readouterr()
