@@ -15,7 +15,7 @@ snapshots share a few dozen as_of dates; the API passes one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,19 +188,54 @@ def compute_features(
     bounds = [*starts[1:], n]
     for date, lo, hi in zip(dates, starts, bounds, strict=True):
         rows: slice | np.ndarray = slice(lo, hi) if presorted else order[lo:hi]
-        who = contacts[rows]
-        columns = _features_at(ctx, int(date))
-        for name in R.CATEGORICAL:
-            block.categorical[name][rows] = columns[name][who]
-        if store.n_contacts * len(R.NUMERIC) <= _STACK_LIMIT:
-            stacked = np.array([columns[name] for name in R.NUMERIC], dtype=np.float32)
-            block.numeric[rows] = stacked[:, who].T
-        else:
-            for j, name in enumerate(R.NUMERIC):
-                block.numeric[rows, j] = columns[name][who]
+        _fill(block, rows, contacts[rows], _features_at(ctx, int(date)), store)
         if on_date is not None:
             on_date(int(date))
     return block
+
+
+def blocks_by_date(
+    store: EventStore,
+    contacts: np.ndarray,
+    as_of: np.ndarray,
+    on_date: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, int, FeatureBlock]]:
+    """`compute_features` one as_of at a time, for pairs sorted by as_of: (start, stop,
+    the block of rows start:stop) per date. One context walks the events forward, as in
+    `compute_features` (a call per date would walk them from the start each time)."""
+    contacts = np.asarray(contacts, dtype=np.int64)
+    as_of = np.asarray(as_of, dtype=np.int64)
+    if np.any(as_of[1:] < as_of[:-1]):
+        raise ValueError("blocks_by_date needs the pairs sorted by as_of")
+    ctx = _Context.of(store)
+    dates, starts = np.unique(as_of, return_index=True)
+    for date, lo, hi in zip(dates, starts, [*starts[1:], len(as_of)], strict=True):
+        block = FeatureBlock(
+            numeric=np.empty((hi - lo, len(R.NUMERIC)), dtype=np.float32, order="F"),
+            categorical={name: np.full(hi - lo, None, dtype=object) for name in R.CATEGORICAL},
+        )
+        _fill(block, slice(0, hi - lo), contacts[lo:hi], _features_at(ctx, int(date)), store)
+        if on_date is not None:
+            on_date(int(date))
+        yield int(lo), int(hi), block
+
+
+def _fill(
+    block: FeatureBlock,
+    rows: slice | np.ndarray,
+    who: np.ndarray,
+    columns: dict[str, np.ndarray],
+    store: EventStore,
+) -> None:
+    """Rows ``rows`` of ``block``: the all-contact feature ``columns`` of contacts ``who``."""
+    for name in R.CATEGORICAL:
+        block.categorical[name][rows] = columns[name][who]
+    if store.n_contacts * len(R.NUMERIC) <= _STACK_LIMIT:
+        stacked = np.array([columns[name] for name in R.NUMERIC], dtype=np.float32)
+        block.numeric[rows] = stacked[:, who].T
+    else:
+        for j, name in enumerate(R.NUMERIC):
+            block.numeric[rows, j] = columns[name][who]
 
 
 def _features_at(ctx: _Context, as_of: int) -> dict[str, np.ndarray]:

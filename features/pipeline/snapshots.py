@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.crm.load import CONTRACT_CSV, CRM, CsvFormat, load_crm
 from features.files import check_destination, written_whole
-from features.pipeline.kernel import DAY, FeatureBlock, compute_features
+from features.pipeline.kernel import DAY, FeatureBlock, blocks_by_date, compute_features
 from features.pipeline.registry import NUMERIC
 from features.pipeline.store import OPP_WON, EventStore
 
@@ -184,7 +185,7 @@ class SnapshotPairs:
 
 
 def snapshot_pairs(
-    crm: CRM,
+    crm: CRM | None,
     cfg: SnapshotConfig,
     store: EventStore,
     dates: Sequence[pd.Timestamp] | None = None,
@@ -193,10 +194,16 @@ def snapshot_pairs(
     """Which snapshots exist and what their labels are; exclusions counted by reason.
 
     ``end``: the moment the export was taken (default: its latest timestamp; a partition
-    of an export passes the whole export's, so that maturity is decided alike)."""
-    end = data_end(crm) if end is None else end
+    of an export passes the whole export's, so that maturity is decided alike). Without
+    ``crm`` (released once the store is built), ``dates`` and ``end`` are required."""
+    if crm is None and (dates is None or end is None):
+        raise ValueError("snapshot_pairs without the CRM needs its dates and end")
+    end = data_end(crm) if end is None and crm is not None else end
+    assert end is not None
     report = SnapshotReport(data_end=end)
-    dates = list(dates) if dates is not None else snapshot_dates(crm, cfg)
+    if dates is None and crm is not None:
+        dates = snapshot_dates(crm, cfg)
+    dates = list(dates or [])
     end_s = to_epoch(end)
     pair_contacts: list[np.ndarray] = []
     pair_dates: list[np.ndarray] = []
@@ -329,15 +336,61 @@ def build_dataset(
     out = check_destination(out)
     crm = load_crm(data, csv_format)
     store = EventStore.from_crm(crm)
-    dates = snapshot_dates(crm, cfg)
-    mature = [d for d in dates if d + pd.Timedelta(days=cfg.horizon_days) <= data_end(crm)]
-    with tqdm(total=len(mature), desc="snapshots", unit="as_of", disable=not progress) as bar:
+    dates, end = snapshot_dates(crm, cfg), data_end(crm)
+    del crm  # the event store holds what the features need: the loaded tables go now
+    pairs = snapshot_pairs(None, cfg, store, dates, end)
+    report = pairs.report
+    with (
+        tqdm(total=len(report.dates), desc="snapshots", unit="as_of", disable=not progress) as bar,
+        written_whole(out) as partial,
+    ):
 
         def tick(_: int) -> None:
             bar.update()
 
-        frame, report = build_snapshots(crm, cfg, dates=dates, store=store, on_date=tick)
-    with written_whole(out) as partial:
-        frame.to_parquet(partial, index=False)
-    logger.info("wrote %s snapshots to %s", f"{len(frame):,}", out)
+        rows = write_by_date(store, pairs, partial, on_date=tick)
+    logger.info("wrote %s snapshots to %s", f"{rows:,}", out)
     return report
+
+
+#: the type every categorical feature is written with (one schema for every row group)
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+
+
+def write_by_date(
+    store: EventStore,
+    pairs: SnapshotPairs,
+    path: Path,
+    on_date: Callable[[int], None] | None = None,
+) -> int:
+    """The rows of ``pairs`` written to a Parquet file one as_of date at a time (a row
+    group each), so the whole training set is never held: the file reads back as the
+    frame `build_snapshots` returns (the same columns, values and types)."""
+    writer: pq.ParquetWriter | None = None
+    try:
+        for start, stop, features in blocks_by_date(
+            store, pairs.contacts, pairs.as_of, on_date=on_date
+        ):
+            contacts, as_of = pairs.contacts[start:stop], pairs.as_of[start:stop]
+            frame = snapshot_frame(store, contacts, as_of, features)
+            frame.insert(3, "converted", pairs.converted[start:stop])
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                schema = pa.schema(
+                    [
+                        pa.field(f.name, DICTIONARY) if pa.types.is_dictionary(f.type) else f
+                        for f in table.schema
+                    ],
+                    metadata=table.schema.metadata,
+                )
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:  # no rows: the columns alone
+            features = compute_features(store, pairs.contacts, pairs.as_of)
+            frame = snapshot_frame(store, pairs.contacts, pairs.as_of, features)
+            frame.insert(3, "converted", pairs.converted)
+            frame.to_parquet(path, index=False)
+    finally:
+        if writer is not None:
+            writer.close()
+    return len(pairs.as_of)

@@ -7,6 +7,7 @@ the proof that a single lead gets exactly the features of its batch row.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -524,3 +525,28 @@ def test_many_timestamps_convert_as_one_by_one(stamps: list[tuple[Any, int | Non
         *(to_seconds(v) for v in values),
         to_seconds(None),
     ]
+
+
+def test_the_dataset_file_written_date_by_date_is_the_training_frame(tmp_path: Path) -> None:
+    # build-dataset never holds the whole training set: it writes a row group per as_of
+    # (features/pipeline/snapshots.py); the file must read back as build_snapshots' frame
+    import pyarrow.parquet as pq
+
+    from features.crm.load import load_crm
+    from features.pipeline.snapshots import build_dataset
+    from features.synthetic import generate_crm
+
+    data = tmp_path / "crm"
+    generate_crm(GeneratorConfig(accounts=300, seed=5), data, fmt="parquet")
+    report = build_dataset(data, tmp_path / "train.parquet")
+    written = pd.read_parquet(tmp_path / "train.parquet")
+    frame, expected = build_snapshots(load_crm(data), SnapshotConfig())
+    assert pq.ParquetFile(tmp_path / "train.parquet").num_row_groups == frame["as_of"].nunique() > 5
+    assert (report.rows, report.positives, report.dates) == (
+        expected.rows,
+        expected.positives,
+        expected.dates,
+    )
+    assert [str(t) for t in written.dtypes] == [str(t) for t in frame.dtypes]
+    # (categories are listed per row group: the same values, not the same category order)
+    pd.testing.assert_frame_equal(written, frame, check_categorical=False)
