@@ -4,9 +4,9 @@ pandas 3 keeps text in Arrow, so a loaded export, its parsing, the event store's
 and every Parquet file go through Arrow's memory pool. Its default on Linux, mimalloc,
 keeps what was freed for reuse: after `load_crm` of 3 million touchpoints a process held
 1,194 MB while Arrow had 267 MB allocated, and `release_unused()` gave 614 MB back. With
-jemalloc (which Arrow sets up to return freed pages within a second) the peak of the
-same `build-dataset` was 1,047 MB against 1,418 MB, in the same time (docs/benchmarks.md,
-"Memory per touchpoint").
+jemalloc (which Arrow sets up to return freed pages within a second) the peaks of
+`validate`, `build-dataset` and `load` on that export were 19-30 % lower, no slower
+(`benchmarks/bench_memory.py`; docs/benchmarks.md, "Memory per touchpoint").
 
 `leadscore` picks it at start; the processes it starts (a LocalCluster's Dask workers)
 inherit the choice through ARROW_DEFAULT_MEMORY_POOL. A pool set by the user in

@@ -358,7 +358,7 @@ def test_commands_give_freed_memory_back_and_respect_a_chosen_pool(
     try:
         monkeypatch.delenv(ENV, raising=False)
         assert main(["validate", str(tiny_crm_dir)]) == 0
-        # jemalloc returns freed pages (a quarter off build-dataset's peak); the processes
+        # jemalloc returns freed pages (peaks 19-30 % lower); the processes
         # a command starts (Dask workers) inherit it
         assert pa.default_memory_pool().backend_name == "jemalloc"
         assert os.environ[ENV] == "jemalloc"
