@@ -61,6 +61,7 @@ from training.fitting import (
     fit_calibration,
     fit_linear,
     join,
+    lgb_params,
     scaled_rounds,
     stopping_sample,
     weakness,
@@ -326,20 +327,10 @@ class Cluster:
         from lightgbm.dask import DaskLGBMClassifier
 
         x, y, w = self.arrays(codes, len(template.feature_names))
-        model = DaskLGBMClassifier(
-            client=self.client,
-            n_estimators=max(1, rounds),
-            learning_rate=cfg.learning_rate,
-            num_leaves=cfg.num_leaves,
-            min_child_samples=cfg.min_data_in_leaf,
-            colsample_bytree=cfg.feature_fraction,
-            subsample=cfg.bagging_fraction,
-            subsample_freq=1,
-            reg_lambda=cfg.lambda_l2,
-            random_state=cfg.seed,
-            deterministic=True,
-            verbosity=-1,
-        )
+        # the single-node run's parameters (LightGBM's own names win over the wrapper's
+        # aliases); each worker's threads are set by lightgbm.dask from its cores
+        params = {k: v for k, v in lgb_params(cfg).items() if k not in ("num_threads", "metric")}
+        model = DaskLGBMClassifier(client=self.client, n_estimators=max(1, rounds), **params)
         model.fit(
             x,
             y,
