@@ -117,19 +117,14 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A small synthetic CRM and an MLflow store whose lead-scorer has a champion.
-
-    Returns the CRM folder and the tracking URI; tests set MLFLOW_TRACKING_URI themselves.
-    """
+def _train_champion(home: Path) -> None:
+    """A 1,500-account synthetic CRM in ``home``/crm and a champion in ``home``/mlflow.db."""
     import os
 
     from features.synthetic import GeneratorConfig, generate_crm
     from training.promote import promote
     from training.train import TrainConfig, train
 
-    home = tmp_path_factory.mktemp("champion")
     data = home / "crm"
     generate_crm(GeneratorConfig(accounts=1500, seed=13), data, fmt="parquet")
     uri = f"sqlite:///{home / 'mlflow.db'}"
@@ -150,4 +145,34 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
-    return {"data": str(data), "tracking_uri": uri, "home": str(home)}
+
+
+@pytest.fixture(scope="session")
+def champion(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, str]:
+    """A small synthetic CRM and an MLflow store whose lead-scorer has a champion.
+
+    Returns the CRM folder and the tracking URI; tests set MLFLOW_TRACKING_URI themselves.
+    Under pytest-xdist the champion is trained once for every worker (a file lock in the
+    run's shared temporary folder), and each worker gets its own copy of the tracking
+    database (tests register and promote versions in it); the CRM and the artifacts are
+    shared (artifacts of new runs land under their own run ids).
+    """
+    import fcntl
+    import shutil
+
+    if worker_id == "master":  # not under xdist
+        home = tmp_path_factory.mktemp("champion")
+        _train_champion(home)
+        return {"data": str(home / "crm"), "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
+                "home": str(home)}  # fmt: skip
+    shared = tmp_path_factory.getbasetemp().parent / "champion"
+    shared.mkdir(exist_ok=True)
+    with (shared.parent / "champion.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "trained").exists():
+            _train_champion(shared)
+            (shared / "trained").touch()
+    home = tmp_path_factory.mktemp("champion")
+    shutil.copyfile(shared / "mlflow.db", home / "mlflow.db")
+    return {"data": str(shared / "crm"), "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
+            "home": str(home)}  # fmt: skip
