@@ -54,10 +54,13 @@ def test_train_on_dask_matches_the_single_node_model_and_serves(
         assert params.data.params[key] == single_rows[key], key
     assert params.data.params["engine"].startswith("dask (3 partitions, 2 workers)")
     # The registered recipe's holdout ranking (its twin, fitted on fit + validation, never
-    # on test) within 0.01 of the single-node one's. The selection fit (the oldest ~60 %
-    # of rows of a 1,500-account export) moves more than that between seeds on one
-    # machine alone (0.880-0.899 over four seeds on 2,500 accounts): within 0.03.
-    assert abs(dask["model_refit_roc_auc"] - single["model_refit_roc_auc"]) <= 0.01
+    # on test) and the selection fit's, against the single-node run's. On this small
+    # export (1,500 accounts) one machine alone spreads over seeds 0-5: twin 0.9335-0.9386,
+    # selection 0.9222-0.9379 (measured); Dask's placement of rows on workers changes its
+    # bins and bagging from run to run, and its twin landed 0.0105 from the single-node one
+    # in one of three runs. Within 0.02 and 0.03 here; the 0.01 is shown at 20,000
+    # accounts by benchmarks/bench_train_dask.py (0.0001 twin, 0.0006 selection).
+    assert abs(dask["model_refit_roc_auc"] - single["model_refit_roc_auc"]) <= 0.02
     assert abs(dask["model_roc_auc"] - single["model_roc_auc"]) <= 0.03
     assert dask["model_roc_auc"] > dask["rules_roc_auc"] + 0.05
 
