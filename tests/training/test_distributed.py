@@ -88,3 +88,32 @@ def test_train_on_dask_refuses_what_it_cannot_read(
         main(["train", "--data", str(tmp_path), "--engine", "dask", "--dataset", "x.parquet"]) == 2
     )
     assert "leave out --dataset" in capsys.readouterr().err
+
+
+def test_the_curve_that_picks_the_rounds_is_lightgbms_own_validation_loss() -> None:
+    # lightgbm.dask has no early stopping: the rounds come from logloss_curve, which must be
+    # the metric LightGBM's early stopping reads (weighted, iteration by iteration)
+    import lightgbm as lgb
+    import numpy as np
+
+    from training.distributed import logloss_curve
+    from training.fitting import Part
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6_000, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=6_000) > 1.2).astype(int)
+    weight = rng.uniform(0.5, 3.0, size=2_000)
+    train_set = lgb.Dataset(x[:4_000], y[:4_000])
+    valid_set = lgb.Dataset(x[4_000:], y[4_000:], weight=weight, reference=train_set)
+    recorded: dict[str, dict[str, list[float]]] = {}
+    booster = lgb.train(
+        {"objective": "binary", "metric": "binary_logloss", "verbosity": -1, "num_threads": 1},
+        train_set,
+        num_boost_round=150,
+        valid_sets=[valid_set],
+        callbacks=[lgb.record_evaluation(recorded)],
+    )
+    curve = logloss_curve(booster, Part(x[4_000:], y[4_000:], weight), chunk=40)
+    expected = np.array(recorded["valid_0"]["binary_logloss"])
+    np.testing.assert_allclose(curve, expected, rtol=0, atol=1e-7)
+    assert int(np.argmin(curve)) == int(np.argmin(expected))
