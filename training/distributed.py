@@ -62,6 +62,7 @@ from training.fitting import (
     fit_linear,
     join,
     lgb_params,
+    recency_weights,
     scaled_rounds,
     stopping_sample,
     weakness,
@@ -185,12 +186,7 @@ def _encode(
     if shard is None or shard.frame.empty:
         return None
     frame = shard.frame
-    weight = None
-    if half_life is not None:
-        t = epoch_seconds(frame["as_of"])
-        first, last = period
-        span = last - first
-        weight = np.ones(len(t)) if span <= 0 else 0.5 ** ((last - t) / (half_life * span))
+    weight = recency_weights(epoch_seconds(frame["as_of"]), half_life, period)
     return Encoded(
         template.matrix_from_frame(frame),
         frame["converted"].to_numpy().astype(np.int64),

@@ -316,14 +316,18 @@ def scaled_rounds(rounds: int, rows: int, fit_rows: int) -> int:
     return max(1, round(rounds * rows / max(fit_rows, 1)))
 
 
-def recency_weights(order: np.ndarray, half_life: float | None) -> np.ndarray | None:
+def recency_weights(
+    order: np.ndarray, half_life: float | None, period: tuple[float, float] | None = None
+) -> np.ndarray | None:
     """Row weights that halve every ``half_life`` of the training period back in time
     (0.5: a row from the middle of the period counts half as much as the newest); None
-    without a half-life."""
+    without a half-life. ``period``: the whole training period (first, last) when
+    ``order`` holds only some of its rows (one partition of a Dask training)."""
     if half_life is None:
         return None
     t = np.asarray(order, dtype=float)
-    span = float(t.max() - t.min())
+    first, last = period if period is not None else (float(t.min()), float(t.max()))
+    span = last - first
     if span <= 0:
         return np.ones(len(t))
-    return np.asarray(0.5 ** ((t.max() - t) / (half_life * span)), dtype=float)
+    return np.asarray(0.5 ** ((last - t) / (half_life * span)), dtype=float)
