@@ -87,7 +87,8 @@ def log_training_data(frame: pd.DataFrame, source: str, target: str, name: str) 
     """The training data as the run's dataset input: its source, schema and a digest.
 
     A bounded head of the rows: MLflow infers the schema by looking at every value it is
-    given, which took 10-19 s on 100,000 rows (a third of a training of 2,500 accounts);
+    given: on 100,000 rows the run's logging took 16.4 s of a 30.4 s training of 2,500
+    accounts (7.6 s with this sample; 19 s of schema inference under a profiler);
     the schema and the digest (which hashes leading rows anyway) need no more than this.
     The true row counts are the run's ``rows_*`` parameters.
     """
