@@ -263,6 +263,10 @@ _UTC_US: Final = pa.timestamp("us", tz="UTC")
 #: read as the same number (2**53 + 1 becomes 2**53), so larger "integers" are refused
 _LARGEST_WHOLE: Final = float(2**53 - 1)
 _TYPES: Final = pa.array(sorted(STAGE_OF_TYPE))
+_NONE: Final = np.array([], dtype=np.int64)
+#: the first and last microsecond Python's datetime holds (years 1 and 9999), from the epoch
+_FIRST_US: Final = -62_135_596_800_000_000
+_LAST_US: Final = 253_402_300_799_999_999
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -270,45 +274,53 @@ def _is_text(values: pd.Series) -> bool:
 
 
 def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
-    """A column as Arrow text with surrounding blanks removed; empty text is missing.
+    """A column as Arrow text with surrounding blanks removed; empty text is missing."""
+    arrow = _arrow_strings(values)
+    return pa.chunked_array([_trimmed(chunk) for chunk in arrow.chunks], type=arrow.type)
 
-    pandas' Arrow-backed strings hand their buffers over as they are; any other column
-    becomes text first, value by value (`str(value)`, missing stays missing).
-    """
+
+def _arrow_strings(values: pd.Series) -> pa.ChunkedArray:
+    """A column as Arrow text, as it is. pandas' Arrow-backed strings hand their buffers
+    over; any other column becomes text value by value (`str(value)`; missing stays so)."""
     if not isinstance(values.dtype, pd.StringDtype):
         if not _is_text(values):
             values = values.astype(object).where(values.notna(), None)
         values = values.astype("str")
     arrow = pa.array(values)
-    chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
-    return pa.chunked_array([_trimmed(chunk) for chunk in chunks], type=arrow.type)
+    return arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
 
 
 def _trimmed(text: pa.Array) -> pa.Array:
     """``text`` trimmed (Arrow's `utf8_trim_whitespace`, what pandas' `str.strip` calls)
-    and empty text made missing; a chunk with nothing to trim or blank is kept as it is.
+    and empty text made missing; text with nothing to trim keeps its buffers.
 
     Whether anything needs trimming is read from each value's first and last byte: every
     Unicode blank is either an ASCII byte up to 0x20 or a multi-byte character (bytes
     from 0x80), so values that start and end with printable ASCII have none at either
-    end. That look costs a fifth of the trim it saves on a column of ids.
+    end. That look costs a fifth of the trim it saves on a column of ids; empty values
+    (an optional column's usual state) then only lose their validity bit.
     """
     if len(text) == 0 or text.null_count == len(text):
         return text
     offset_type = np.int64 if pa.types.is_large_string(text.type) else np.int32
     offsets = np.frombuffer(text.buffers()[1], dtype=offset_type).astype(np.int64, copy=False)
     offsets = offsets[text.offset : text.offset + len(text) + 1]
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
     starts, ends = offsets[:-1], offsets[1:]
     filled = ends > starts
-    if not filled.all():
-        return _trim(text)  # an empty value (or a missing one's empty slot)
-    if len(data) == 0:
+    if text.null_count:
+        filled &= np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if filled.any():
+        data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
+        first, last = data[starts[filled]], data[ends[filled] - 1]
+        if ((first <= 0x20) | (first >= 0x80) | (last <= 0x20) | (last >= 0x80)).any():
+            return _trim(text)
+    if filled.all():
         return text
-    first, last = data[starts], data[ends - 1]
-    if ((first <= 0x20) | (first >= 0x80) | (last <= 0x20) | (last >= 0x80)).any():
-        return _trim(text)
-    return text
+    # the same offsets and bytes, a validity bitmap without the empty values
+    width = np.dtype(offset_type).itemsize
+    own_offsets = text.buffers()[1].slice(text.offset * width, (len(text) + 1) * width)
+    validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
+    return pa.Array.from_buffers(text.type, len(text), [validity, own_offsets, text.buffers()[2]])
 
 
 def _trim(text: pa.Array) -> pa.Array:
@@ -387,10 +399,17 @@ def _numbers_of_text(text: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def parse_timestamps(raw: pd.Series) -> pd.Series:
     """Any column of timestamps (text, naive or zoned datetimes) as UTC microseconds."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
-    if pd.api.types.is_datetime64_dtype(raw):
-        return raw.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
+        # Arrow converts the unit (a Parquet file's ms) ten times faster than pandas' astype
+        # (a datetime without a zone is UTC there as in tz_localize); pandas truncates the
+        # nanoseconds Arrow would refuse to drop
+        naive = (raw.dt.tz_convert(None) if raw.dt.tz else raw).to_numpy()
+        try:
+            utc = pa.chunked_array([pa.array(naive, from_pandas=True)]).cast(_UTC_US)
+            return _series(utc, raw.index)
+        except pa.ArrowInvalid:
+            zoned = raw.dt.tz_convert("UTC") if raw.dt.tz else raw.dt.tz_localize("UTC")
+            return zoned.astype(TIMESTAMP_DTYPE)
     return _series(_timestamps_of_text(_arrow_text(raw)), raw.index)
 
 
@@ -434,6 +453,14 @@ def parse_values(raw: pd.Series, col: ColumnSpec) -> tuple[pd.Series, np.ndarray
             parsed = parsed.astype("Int64")
     else:
         bad = given & parsed.isna().to_numpy()
+    if col.kind is Kind.TIMESTAMP:
+        # years 1-9999 (Python's datetime: what every report and store writes them with);
+        # pandas and Parquet hold the year 0 and before, which nothing downstream can print
+        micros = parsed.dt.tz_convert(None).to_numpy().view(np.int64)
+        outside = parsed.notna().to_numpy() & ((micros < _FIRST_US) | (micros > _LAST_US))
+        if outside.any():
+            bad |= outside
+            parsed = parsed.where(~outside)
     return parsed, bad
 
 
@@ -448,12 +475,12 @@ class _Column:
 
 
 def _read_column(raw: pd.Series, table: str, col: ColumnSpec) -> _Column:
+    if (table, col.name) == ("touchpoints", "type"):
+        parsed, warning = _touchpoint_types(raw)
+        return _Column(parsed, _NONE, column_failures(parsed, col), warning)
     parsed, bad = parse_values(raw, col)
     unreadable = np.flatnonzero(bad)
-    warning = None
-    if (table, col.name) == ("touchpoints", "type"):
-        parsed, warning = _touchpoint_types(parsed)
-    return _Column(parsed, unreadable, column_failures(parsed, col, unreadable), warning)
+    return _Column(parsed, unreadable, column_failures(parsed, col, unreadable))
 
 
 def _threads() -> int:
@@ -542,32 +569,37 @@ def _empty_column(col: ColumnSpec, n: int) -> pd.Series:
     return pd.Series(np.nan, index=range(n), dtype="str")
 
 
-def _touchpoint_types(types: pd.Series) -> tuple[pd.Series, Problem | None]:
-    """Types in lower case; a type outside the taxonomy counts as `other`, with a warning
-    that lists the unknown types by how often they occur. (Runs in the column's thread.)
+def _touchpoint_types(raw: pd.Series) -> tuple[pd.Series, Problem | None]:
+    """Types trimmed and in lower case; a type outside the taxonomy counts as `other`, with
+    a warning that lists the unknown types by how often they occur. (Runs in the column's
+    thread, in place of `parse_values`: text cannot be unreadable.)
 
     A CRM has a few dozen types over millions of touchpoints, so the work is done once
     per distinct value (Arrow's dictionary encoding) and spread back by index.
     """
-    given = pa.array(types, from_pandas=True)
-    if isinstance(given, pa.ChunkedArray):
-        given = given.combine_chunks()
-    encoded = pc.dictionary_encode(given)
-    words = encoded.dictionary
-    # one more slot for a missing type: it stays missing (the required check reports it)
+    encoded = pc.dictionary_encode(_arrow_strings(raw).combine_chunks())
+    words = _trim(encoded.dictionary)  # a missing type stays missing (the required check)
     codes = pc.fill_null(encoded.indices, len(words)).to_numpy(zero_copy_only=False)
     lower = pc.utf8_lower(words)
-    unknown = ~np.asarray(pc.is_in(lower, value_set=_TYPES).to_numpy(zero_copy_only=False))
-    counts = np.bincount(codes, minlength=len(words) + 1)[: len(words)]
-    n_unknown = int(counts[unknown].sum())
+    known = pc.is_in(lower, value_set=_TYPES).to_numpy(zero_copy_only=False)
+    unknown = np.asarray(words.is_valid().to_numpy(zero_copy_only=False)) & ~np.asarray(known)
     normal = pc.if_else(pa.array(unknown), pa.scalar(OTHER, lower.type), lower)
     normalised = pc.take(pa.concat_arrays([normal, pa.nulls(1, normal.type)]), codes)
+    parsed = _series(pa.chunked_array([normalised]), raw.index)
+    counts = np.bincount(codes, minlength=len(words) + 1)[: len(words)]
+    n_unknown = int(counts[unknown].sum())
     if not n_unknown:
-        return _series(pa.chunked_array([normalised]), types.index), None
-    ranked = [i for i in np.argsort(-counts, kind="stable") if unknown[i]]
-    listed = ", ".join(f"{words[i].as_py()!r} ({counts[i]:,})" for i in ranked[:10])
-    if len(ranked) > 10:
-        listed += f", and {len(ranked) - 10} more kinds"
+        return parsed, None
+    # by type as written (after trimming), most frequent first, ties in order of appearance
+    kinds = (
+        pd.DataFrame({"type": words.filter(pa.array(unknown)).to_pylist(), "n": counts[unknown]})
+        .groupby("type", sort=False)["n"]
+        .sum()
+        .sort_values(ascending=False, kind="stable")
+    )
+    listed = ", ".join(f"{value!r} ({n:,})" for value, n in kinds.head(10).items())
+    if len(kinds) > 10:
+        listed += f", and {len(kinds) - 10} more kinds"
     warning = Problem(
         "warning",
         "touchpoints",
@@ -576,7 +608,7 @@ def _touchpoint_types(types: pd.Series) -> tuple[pd.Series, Problem | None]:
         f"type outside the taxonomy and count as '{OTHER}': {listed}",
         n_unknown,
     )
-    return _series(pa.chunked_array([normalised]), types.index), warning
+    return parsed, warning
 
 
 def _derive_from_titles(contacts: pd.DataFrame, report: ValidationReport) -> None:

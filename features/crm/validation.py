@@ -71,13 +71,20 @@ def row_examples(
                 text += f" ({id_column} {ident})"
         if values is not None:
             value = values.iloc[int(pos)]
-            text += f": {'empty' if pd.isna(value) else repr(_plain(value))}"
+            text += f": {'empty' if pd.isna(value) else _shown(value)}"
         out.append(text)
     return tuple(out)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def _shown(value: Any) -> str:
+    """The value as Python writes it; a timestamp Python's datetime cannot hold (the year 0,
+    which pandas and Parquet can) in numpy's writing."""
+    try:
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    except (ValueError, OverflowError, NotImplementedError):
+        if isinstance(value, pd.Timestamp):
+            return repr(str(value.asm8))
+        return f"(a {type(value).__name__} that cannot be written out)"
 
 
 @dataclass

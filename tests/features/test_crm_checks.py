@@ -13,13 +13,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
+import pyarrow as pa
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pandera.errors import SchemaErrors
 
 from features.crm.contract import TABLES, Kind, TableSpec
-from features.crm.load import TIMESTAMP_DTYPE, crm_from_frames, parse_timestamps, parse_values
+from features.crm.load import (
+    TIMESTAMP_DTYPE,
+    _as_text,
+    crm_from_frames,
+    parse_timestamps,
+    parse_values,
+)
 from features.crm.taxonomy import CLOSED_STAGES
 from features.crm.validation import (
     InvalidCRMError,
@@ -93,10 +100,10 @@ def test_a_long_column_with_a_few_odd_values_reads_them_by_pandas_and_the_rest_b
     assert pd.isna(ours.iloc[-1])
 
 
-@pytest.mark.parametrize("text", ["-1", ".5", "-0", "+2025-03-02"])
-def test_text_without_a_four_digit_year_is_not_a_timestamp(text: str) -> None:
-    # pandas reads "-1" as the year 1 BC and ".5" as May of the year 0; the loader
-    # refuses them, naming the row
+@pytest.mark.parametrize("text", ["-1", ".5", "-0", "+2025-03-02", "0000-01-01T00:00:00Z"])
+def test_text_without_a_year_from_1_to_9999_is_not_a_timestamp(text: str) -> None:
+    # pandas reads "-1" as the year 1 BC and ".5" as May of the year 0; Python's datetime
+    # (every report, the store) cannot hold either. The loader refuses them by row.
     tables = tiny_tables()
     tables["touchpoints"].loc[1, "occurred_at"] = text
     with pytest.raises(InvalidCRMError) as info:
@@ -104,6 +111,20 @@ def test_text_without_a_four_digit_year_is_not_a_timestamp(text: str) -> None:
     (problem,) = info.value.report.errors
     assert (problem.table, problem.column) == ("touchpoints", "occurred_at")
     assert problem.examples[0] == f"row 2 (touchpoint_id T2): {text!r}"
+
+
+def test_a_typed_timestamp_of_the_year_0_is_refused_and_shown_without_a_traceback() -> None:
+    # a Parquet export can hold it as a typed value; it was shown with repr(), which
+    # raised inside the report
+    tables = tiny_tables()
+    closed = pd.to_datetime(tables["opportunities"]["closed_at"], utc=True, format="ISO8601")
+    closed.iloc[1] = pd.to_datetime(pd.Series(["0000-05-01"]), format="ISO8601", utc=True)[0]
+    tables["opportunities"]["closed_at"] = closed
+    with pytest.raises(InvalidCRMError) as info:
+        crm_from_frames(tables)
+    unreadable = info.value.report.errors[0]
+    assert (unreadable.table, unreadable.column) == ("opportunities", "closed_at")
+    assert unreadable.examples == ("row 2 (opportunity_id O2): '0000-05-01T00:00:00.000000'",)
 
 
 # --- numbers -------------------------------------------------------------------------
@@ -310,3 +331,46 @@ def test_problems_keep_table_and_column_order_whatever_thread_finishes_first() -
             ("error", "touchpoints", "touchpoint_id"),
         )
     }
+
+
+# --- text and typed columns ----------------------------------------------------------
+
+_cell = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "\t", "a", " a", "a ", "\u00a0a", "a\u3000", "é", "ab c", "\x1c"]),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_cell, min_size=1, max_size=30), start=st.integers(0, 5))
+def test_text_is_trimmed_and_emptied_as_pandas_strip_does(
+    values: list[str | None], start: int
+) -> None:
+    # the loader skips the trim where no value begins or ends with a blank, and drops the
+    # validity bit of empty values without copying; a column that is a slice of a bigger
+    # Arrow array (an offset into shared buffers) must come out the same
+    values = [v for v in values if v is None or "\x00" not in v]
+    arrow = pa.chunked_array([pa.array(["pad"] * start + values, pa.large_string()).slice(start)])
+    series = arrow.to_pandas()
+    stripped = pd.Series(values, dtype="str").str.strip()
+    expected = stripped.mask(stripped == "")
+    assert _as_text(series).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    ("unit", "zone"), [("ns", None), ("ms", None), ("ms", "UTC"), ("us", "Asia/Tokyo")]
+)
+def test_typed_timestamps_become_utc_microseconds_as_pandas_converts_them(
+    unit: str, zone: str | None
+) -> None:
+    # Parquet exports carry typed timestamps (often milliseconds); Arrow converts the
+    # unit, pandas the nanoseconds Arrow would refuse to drop
+    stamps = pd.Series(["2025-03-02 10:00:00.123456789", None, "1969-12-31 23:59:59.5"])
+    typed = pd.to_datetime(stamps).astype(f"datetime64[{unit}]")
+    if zone:
+        typed = typed.dt.tz_localize("UTC").dt.tz_convert(zone)
+    ours = parse_timestamps(typed)
+    zoned = typed.dt.tz_convert("UTC") if typed.dt.tz else typed.dt.tz_localize("UTC")
+    pd.testing.assert_series_equal(ours, zoned.astype(TIMESTAMP_DTYPE))
+    assert ours.dtype.tz is TIMESTAMP_DTYPE.tz  # the same zone object: isoformat needs it
