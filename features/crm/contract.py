@@ -1,8 +1,8 @@
 """The CRM export contract v1 as data: tables, columns, types and relations.
 
 `../shared/DATA_CONTRACT.md` (twin: `docs/data_contract.md`) is the prose; this module is
-the one place the code learns it from. The loader parses by these specs, the pandera
-schemas are built from them, and the generator writes exactly these columns.
+the one place the code learns it from. The loader parses and checks by these specs, the
+tests' pandera schemas are built from them, and the generator writes exactly these columns.
 """
 
 from __future__ import annotations

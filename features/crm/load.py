@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from features.crm.contract import TABLES, TABLES_BY_NAME, ColumnSpec, Kind, TableSpec
 from features.crm.records import CLOSE_AFTER_CREATE
 from features.crm.taxonomy import OTHER, STAGE_OF_TYPE
-from features.crm.titles import parse_titles
+from features.crm.titles import UNKNOWN, parse_titles
 from features.crm.validation import (
     ColumnFailure,
     InvalidCRMError,
@@ -42,8 +42,9 @@ from features.crm.validation import (
     TableSummary,
     ValidationReport,
     check_closed_deals,
-    check_reference,
     column_failures,
+    dangling,
+    report_dangling,
     report_failures,
     row_examples,
 )
@@ -265,8 +266,8 @@ _LARGEST_WHOLE: Final = float(2**53 - 1)
 _TYPES: Final = pa.array(sorted(STAGE_OF_TYPE))
 _NONE: Final = np.array([], dtype=np.int64)
 #: the first and last microsecond Python's datetime holds (years 1 and 9999), from the epoch
-_FIRST_US: Final = -62_135_596_800_000_000
-_LAST_US: Final = 253_402_300_799_999_999
+_FIRST: Final = pa.scalar(-62_135_596_800_000_000, _UTC_US)
+_LAST: Final = pa.scalar(253_402_300_799_999_999, _UTC_US)
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -399,69 +400,65 @@ def _numbers_of_text(text: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def parse_timestamps(raw: pd.Series) -> pd.Series:
     """Any column of timestamps (text, naive or zoned datetimes) as UTC microseconds."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
-        # Arrow converts the unit (a Parquet file's ms) ten times faster than pandas' astype
-        # (a datetime without a zone is UTC there as in tz_localize); pandas truncates the
-        # nanoseconds Arrow would refuse to drop
-        naive = (raw.dt.tz_convert(None) if raw.dt.tz else raw).to_numpy()
-        try:
-            utc = pa.chunked_array([pa.array(naive, from_pandas=True)]).cast(_UTC_US)
-            return _series(utc, raw.index)
-        except pa.ArrowInvalid:
-            zoned = raw.dt.tz_convert("UTC") if raw.dt.tz else raw.dt.tz_localize("UTC")
-            return zoned.astype(TIMESTAMP_DTYPE)
-    return _series(_timestamps_of_text(_arrow_text(raw)), raw.index)
+    return _series(_utc_timestamps(raw), raw.index)
+
+
+def _utc_timestamps(raw: pd.Series, text: pa.ChunkedArray | None = None) -> pa.ChunkedArray:
+    """A column of timestamps in Arrow, UTC microseconds; ``text``: its trimmed text."""
+    if not (isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw)):
+        return _timestamps_of_text(_arrow_text(raw) if text is None else text)
+    # Arrow converts the unit (a Parquet file's ms) ten times faster than pandas' astype
+    # (a datetime without a zone is UTC there as in tz_localize); pandas truncates the
+    # nanoseconds Arrow would refuse to drop
+    naive = raw.dt.tz_convert(None) if raw.dt.tz else raw
+    try:
+        return pa.chunked_array([pa.array(naive.to_numpy(), from_pandas=True)]).cast(_UTC_US)
+    except pa.ArrowInvalid:
+        micros = naive.astype("datetime64[us]").to_numpy()
+        return pa.chunked_array([pa.array(micros, from_pandas=True)]).cast(_UTC_US)
 
 
 def parse_values(raw: pd.Series, col: ColumnSpec) -> tuple[pd.Series, np.ndarray]:
     """One column in its contract type, and the mask of given values that cannot be read.
 
     Numbers must be finite, and whole numbers below 2**53 (from there on a float64, and so
-    every model input, no longer tells neighbouring whole numbers apart).
+    every model input, no longer tells neighbouring whole numbers apart). Timestamps must
+    fall in the years 1-9999 (Python's datetime, which every report and store writes them
+    with; pandas and Parquet can hold the year 0 and before).
     """
-    numeric = col.kind in (Kind.INTEGER, Kind.NUMBER)
-    if _is_text(raw):
-        text = _arrow_text(raw)
-        given = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
-        if col.kind is Kind.TIMESTAMP:
-            parsed = _series(_timestamps_of_text(text), raw.index)
-        elif numeric:
+    text = _arrow_text(raw) if _is_text(raw) else None
+    given = (
+        raw.notna().to_numpy()
+        if text is None
+        else np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
+    )
+    if col.kind is Kind.TIMESTAMP:
+        utc = _utc_timestamps(raw, text)
+        outside = pc.or_(pc.less(utc, _FIRST), pc.greater(utc, _LAST))
+        if pc.any(outside).as_py():
+            utc = pc.if_else(outside, pa.scalar(None, _UTC_US), utc)
+        read = np.asarray(pc.is_valid(utc).to_numpy(zero_copy_only=False), dtype=bool)
+        return _series(utc, raw.index), given & ~read
+    if col.kind in (Kind.INTEGER, Kind.NUMBER):
+        if text is not None:
             parsed = _series(_numbers_of_text(text), raw.index)
+        elif pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):
+            parsed = pd.Series(np.nan, index=raw.index, dtype="float64")
         else:
-            parsed = _series(pc.utf8_lower(text) if col.kind is Kind.ENUM else text, raw.index)
-    else:
-        given = raw.notna().to_numpy()
-        if col.kind is Kind.TIMESTAMP:
-            parsed = parse_timestamps(raw)
-        elif numeric:
-            if pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):
-                parsed = pd.Series(np.nan, index=raw.index, dtype="float64")
-            else:
-                parsed = raw.astype("float64")
-        else:
-            parsed = _as_text(raw)
-            if col.kind is Kind.ENUM:
-                parsed = parsed.str.lower()
-    if numeric:
+            parsed = raw.astype("float64")
         number = parsed.to_numpy(dtype="float64", na_value=np.nan)
         bad = given & ~np.isfinite(number)
         if col.kind is Kind.INTEGER:
             with np.errstate(invalid="ignore"):
                 bad |= given & ((number != np.floor(number)) | (np.abs(number) > _LARGEST_WHOLE))
         parsed = parsed.where(~bad)  # a value that cannot be read is missing, not infinite
-        if col.kind is Kind.INTEGER:
-            parsed = parsed.astype("Int64")
+        return (parsed.astype("Int64") if col.kind is Kind.INTEGER else parsed), bad
+    if text is None:
+        parsed = _as_text(raw)
+        parsed = parsed.str.lower() if col.kind is Kind.ENUM else parsed
     else:
-        bad = given & parsed.isna().to_numpy()
-    if col.kind is Kind.TIMESTAMP:
-        # years 1-9999 (Python's datetime: what every report and store writes them with);
-        # pandas and Parquet hold the year 0 and before, which nothing downstream can print
-        micros = parsed.dt.tz_convert(None).to_numpy().view(np.int64)
-        outside = parsed.notna().to_numpy() & ((micros < _FIRST_US) | (micros > _LAST_US))
-        if outside.any():
-            bad |= outside
-            parsed = parsed.where(~outside)
-    return parsed, bad
+        parsed = _series(pc.utf8_lower(text) if col.kind is Kind.ENUM else text, raw.index)
+    return parsed, given & parsed.isna().to_numpy()
 
 
 @dataclass
@@ -613,18 +610,23 @@ def _touchpoint_types(raw: pd.Series) -> tuple[pd.Series, Problem | None]:
 
 def _derive_from_titles(contacts: pd.DataFrame, report: ValidationReport) -> None:
     """Fill empty seniority/department from the job title, and say how often."""
-    empty = contacts["seniority"].isna() | contacts["department"].isna()
+    empty = (contacts["seniority"].isna() | contacts["department"].isna()).to_numpy()
     if not empty.any():
         return
-    derived = parse_titles(contacts.loc[empty, "job_title"])
+    derived = parse_titles(contacts["job_title"][empty])
     for column in ("seniority", "department"):
-        fill = contacts[column].isna()
-        report.derived[column] = fill.to_numpy(dtype=bool)
-        contacts.loc[fill, column] = derived.loc[fill[fill].index, column]
-        n_derived = int(fill.sum())
-        n_unknown = int((contacts.loc[fill, column] == "unknown").sum())
+        fill = contacts[column].isna().to_numpy()
+        report.derived[column] = fill
+        # the rows to fill, in the order of the rows parsed (every one of them is empty)
+        values = pa.array(derived[column][fill[empty]], from_pandas=True)
+        given = pa.array(contacts[column], from_pandas=True)
+        if isinstance(given, pa.ChunkedArray):
+            given = given.combine_chunks()
+        filled = pc.replace_with_mask(given, pa.array(fill), values)
+        contacts[column] = _series(pa.chunked_array([filled]), contacts.index)
+        n_unknown = int(pc.sum(pc.equal(values, UNKNOWN)).as_py() or 0)
         report.notes.append(
-            f"contacts.{column}: derived from job_title for {n_derived:,} contacts "
+            f"contacts.{column}: derived from job_title for {int(fill.sum()):,} contacts "
             f"({n_unknown:,} of them stay 'unknown': no title or no recognised words)"
         )
 
@@ -634,9 +636,12 @@ def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> C
 
     Every column of every table is parsed and checked by a pool of threads (Arrow releases
     the GIL), all started at once, so the contacts' titles are read while the touchpoints
-    are still being parsed; the report is written in table and column order as before.
+    are still being parsed; a foreign key is checked in the pool as soon as its table is
+    parsed, beside the columns still being read. The report is written in table and
+    column order, the same on every run.
     """
     parsed: dict[str, pd.DataFrame] = {}
+    keys: dict[tuple[str, str], Future[np.ndarray]] = {}
     with ThreadPoolExecutor(_threads(), thread_name_prefix="parse") as pool:
         started = [_start_table(raw[s.name], s, pool) for s in TABLES if s.name in raw]
         for table in started:
@@ -653,7 +658,13 @@ def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> C
             if spec.name == "opportunities":
                 check_closed_deals(frame, report)
             parsed[spec.name] = frame
-    _check_relations(parsed, report)
+            keys |= _start_references(started, spec, frame[spec.id_column], pool)
+        for spec in TABLES:  # in the contract's order, whichever finished first
+            for col in spec.columns:
+                key = keys.get((spec.name, col.name))
+                if key is not None and spec.name in parsed and col.references in parsed:
+                    target = TABLES_BY_NAME[col.references]
+                    report_dangling(parsed[spec.name], spec, col.name, target, key.result(), report)
     _check_dates(parsed, report)
     _check_not_empty(parsed, report)
     _record_date_ranges(parsed, report)
@@ -662,16 +673,25 @@ def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> C
     return CRM(**parsed)
 
 
-def _check_relations(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
-    for spec in TABLES:
-        if spec.name not in parsed:
-            continue
-        for col in spec.columns:
-            if col.references and col.references in parsed:
-                target_spec = TABLES_BY_NAME[col.references]
-                check_reference(
-                    parsed[spec.name], spec, col.name, parsed[col.references], target_spec, report
-                )
+def _start_references(
+    started: list[_Started], target: TableSpec, ids: pd.Series, pool: Executor
+) -> dict[tuple[str, str], Future[np.ndarray]]:
+    """Check, in the pool, every column that names a row of ``target`` (now parsed).
+
+    A task waits for its column's own task, which was submitted before it: the pool takes
+    tasks in order, so that one is already running or done.
+    """
+    out = {}
+    for table in started:
+        for col in table.spec.columns:
+            if col.references == target.name and col.name in table.columns:
+                task = pool.submit(_dangling_when_read, table.columns[col.name], ids)
+                out[(table.spec.name, col.name)] = task
+    return out
+
+
+def _dangling_when_read(column: Future[_Column], ids: pd.Series) -> np.ndarray:
+    return dangling(column.result().parsed, ids)
 
 
 def _check_dates(parsed: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:

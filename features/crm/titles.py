@@ -18,6 +18,8 @@ from functools import lru_cache
 from typing import Final
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 UNKNOWN: Final = "unknown"
 
@@ -313,14 +315,22 @@ def parse_title(title: str | None) -> tuple[str, str]:
 def parse_titles(titles: pd.Series) -> pd.DataFrame:
     """Parse a column of job titles; returns columns ``seniority`` and ``department``.
 
-    Exports repeat the same few thousand titles, so each distinct title is parsed once.
+    Exports repeat the same few thousand titles, so each distinct title is parsed once
+    (Arrow's dictionary encoding finds them) and the answers are spread back by index.
     """
-    distinct = titles.dropna().unique()
-    parsed = {t: parse_title(str(t)) for t in distinct}
+    text = titles if isinstance(titles.dtype, pd.StringDtype) else titles.astype("str")
+    given = pa.array(text, from_pandas=True)
+    if isinstance(given, pa.ChunkedArray):
+        given = given.combine_chunks()
+    encoded = pc.dictionary_encode(given)
+    pairs = [parse_title(str(t)) for t in encoded.dictionary.to_pylist()]
+    pairs.append((UNKNOWN, UNKNOWN))  # a missing title
+    codes = pc.fill_null(encoded.indices, len(pairs) - 1)
 
-    def lookup(part: int) -> pd.Series:
-        # object dtype first: with no titles at all, map() would give a float column
-        mapped = titles.map({t: p[part] for t, p in parsed.items()}).astype(object)
-        return mapped.where(mapped.notna(), UNKNOWN)
+    def part(i: int) -> pd.Series:
+        values = pc.take(pa.array([p[i] for p in pairs], pa.large_string()), codes)
+        series = values.to_pandas()
+        series.index = titles.index
+        return series
 
-    return pd.DataFrame({"seniority": lookup(0), "department": lookup(1)}, index=titles.index)
+    return pd.DataFrame({"seniority": part(0), "department": part(1)}, index=titles.index)

@@ -319,20 +319,23 @@ def is_in(values: pd.Series, known: pd.Series) -> np.ndarray:
     return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def check_reference(
+def dangling(values: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Positions of the non-empty ``values`` that are not among ``ids`` (a foreign key's
+    rows that name no row of its table). Touches nothing shared: it runs in a thread."""
+    return np.flatnonzero(values.notna().to_numpy() & ~is_in(values, ids))
+
+
+def report_dangling(
     frame: pd.DataFrame,
     spec: TableSpec,
     column: str,
-    target: pd.DataFrame,
     target_spec: TableSpec,
+    positions: np.ndarray,
     report: ValidationReport,
 ) -> None:
     """Every non-empty ``frame[column]`` must name an id of the target table."""
-    values = frame[column]
-    dangling = values.notna().to_numpy() & ~is_in(values, target[target_spec.id_column])
-    if not dangling.any():
+    if not len(positions):
         return
-    positions = np.flatnonzero(dangling)
     report.add(
         "error",
         spec.name,
@@ -340,5 +343,5 @@ def check_reference(
         f"{len(positions):,} values name no row of {target_spec.name}; expected an "
         f"existing {target_spec.name}.{target_spec.id_column}",
         len(positions),
-        row_examples(frame, positions, spec.id_column, values),
+        row_examples(frame, positions, spec.id_column, frame[column]),
     )
