@@ -480,8 +480,9 @@ def _read_column(raw: pd.Series, table: str, col: ColumnSpec) -> _Column:
     return _Column(parsed, unreadable, column_failures(parsed, col, unreadable))
 
 
-def _threads() -> int:
-    """Columns parsed at once: Arrow's kernels release the GIL, so one per core."""
+def arrow_threads() -> int:
+    """Threads for whole-column Arrow and NumPy work: their kernels release the GIL, so
+    one per core (at most 8: the columns of a table are few)."""
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
@@ -642,7 +643,7 @@ def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> C
     """
     parsed: dict[str, pd.DataFrame] = {}
     keys: dict[tuple[str, str], Future[np.ndarray]] = {}
-    with ThreadPoolExecutor(_threads(), thread_name_prefix="parse") as pool:
+    with ThreadPoolExecutor(arrow_threads(), thread_name_prefix="parse") as pool:
         started = [_start_table(raw[s.name], s, pool) for s in TABLES if s.name in raw]
         for table in started:
             spec = table.spec

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -365,32 +366,46 @@ def write_by_date(
 ) -> int:
     """The rows of ``pairs`` written to a Parquet file one as_of date at a time (a row
     group each), so the whole training set is never held: the file reads back as the
-    frame `build_snapshots` returns (the same columns, values and types)."""
+    frame `build_snapshots` returns (the same columns, values and types).
+
+    Each date's rows are encoded and written by a thread of their own while the kernel
+    computes the next date (Parquet's writer releases the GIL): on 10 million touchpoints
+    writing was a quarter of the build. At most one date waits to be written.
+    """
     writer: pq.ParquetWriter | None = None
-    try:
-        for start, stop, features in blocks_by_date(
-            store, pairs.contacts, pairs.as_of, on_date=on_date
-        ):
-            contacts, as_of = pairs.contacts[start:stop], pairs.as_of[start:stop]
-            frame = snapshot_frame(store, contacts, as_of, features)
-            frame.insert(3, "converted", pairs.converted[start:stop])
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                schema = pa.schema(
-                    [
-                        pa.field(f.name, DICTIONARY) if pa.types.is_dictionary(f.type) else f
-                        for f in table.schema
-                    ],
-                    metadata=table.schema.metadata,
-                )
-                writer = pq.ParquetWriter(path, schema)
-            writer.write_table(table.cast(writer.schema))
-        if writer is None:  # no rows: the columns alone
-            features = compute_features(store, pairs.contacts, pairs.as_of)
-            frame = snapshot_frame(store, pairs.contacts, pairs.as_of, features)
-            frame.insert(3, "converted", pairs.converted)
-            frame.to_parquet(path, index=False)
-    finally:
-        if writer is not None:
-            writer.close()
+    pending: Future[None] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="write") as background:
+        try:
+            for start, stop, features in blocks_by_date(
+                store, pairs.contacts, pairs.as_of, on_date=on_date
+            ):
+                contacts, as_of = pairs.contacts[start:stop], pairs.as_of[start:stop]
+                frame = snapshot_frame(store, contacts, as_of, features)
+                frame.insert(3, "converted", pairs.converted[start:stop])
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                del frame, features
+                if writer is None:
+                    schema = pa.schema(
+                        [
+                            pa.field(f.name, DICTIONARY) if pa.types.is_dictionary(f.type) else f
+                            for f in table.schema
+                        ],
+                        metadata=table.schema.metadata,
+                    )
+                    writer = pq.ParquetWriter(path, schema)
+                if pending is not None:
+                    pending.result()  # the previous date is written (or its error raised)
+                pending = background.submit(writer.write_table, table.cast(writer.schema))
+            if pending is not None:
+                pending.result()
+            if writer is None:  # no rows: the columns alone
+                features = compute_features(store, pairs.contacts, pairs.as_of)
+                frame = snapshot_frame(store, pairs.contacts, pairs.as_of, features)
+                frame.insert(3, "converted", pairs.converted)
+                frame.to_parquet(path, index=False)
+        finally:
+            if pending is not None:
+                pending.exception()  # wait for it before the file is closed
+            if writer is not None:
+                writer.close()
     return len(pairs.as_of)
