@@ -550,3 +550,37 @@ def test_the_dataset_file_written_date_by_date_is_the_training_frame(tmp_path: P
     assert [str(t) for t in written.dtypes] == [str(t) for t in frame.dtypes]
     # (categories are listed per row group: the same values, not the same category order)
     pd.testing.assert_frame_equal(written, frame, check_categorical=False)
+
+
+def test_a_write_that_fails_in_the_writing_thread_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each date's row group is written by a thread while the next date is computed; a
+    # failure there (a full disk) must still stop the build, name the file, and leave
+    # neither a partial file nor the old one changed
+    import pyarrow.parquet as pq
+
+    from features.files import OutputError
+    from features.pipeline.snapshots import build_dataset
+    from features.synthetic import generate_crm
+
+    data = tmp_path / "crm"
+    generate_crm(GeneratorConfig(accounts=200, seed=5), data, fmt="parquet")
+    out = tmp_path / "train.parquet"
+    out.write_bytes(b"the previous training set")
+    written = 0
+    real = pq.ParquetWriter.write_table
+
+    def fail_on_the_third(self: pq.ParquetWriter, table: Any, *args: Any, **kw: Any) -> None:
+        nonlocal written
+        written += 1
+        if written == 3:
+            raise OSError(28, "No space left on device")
+        real(self, table, *args, **kw)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_on_the_third)
+    with pytest.raises(OutputError, match="No space left on device"):
+        build_dataset(data, out)
+    assert written == 3  # it stopped at the failed date
+    assert out.read_bytes() == b"the previous training set"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
