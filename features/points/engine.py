@@ -94,17 +94,20 @@ class RuleScores:
         order = np.argsort(-size, axis=1, kind="stable")[:, :k]
         taken = np.take_along_axis(fired, order, axis=1)
         values = np.take_along_axis(self.points.astype(float), order, axis=1)
-        names = np.asarray(self.rule_names, dtype=object)
-        pieces = np.where(
-            taken,
-            names[order] + np.char.mod(" %+.1f", values).astype(object),
-            "",
-        )
-        out = pieces[:, 0]
-        for c in range(1, pieces.shape[1]):
-            column = pieces[:, c]
-            out = np.where(column != "", out + "; " + column, out)
-        return out.tolist()
+        # the text is made once per distinct row of (rule, points) pieces: rows repeat them
+        distinct_points, point = np.unique(values, return_inverse=True)
+        key = np.where(taken, order * len(distinct_points) + point.reshape(order.shape), -1)
+        rows, which = np.unique(key, axis=0, return_inverse=True)
+        texts = [
+            "; ".join(
+                f"{self.rule_names[c // len(distinct_points)]} "
+                f"{distinct_points[c % len(distinct_points)]:+.1f}"
+                for c in row
+                if c >= 0
+            )
+            for row in rows.tolist()
+        ]
+        return np.asarray(texts, dtype=object)[which.reshape(-1)].tolist()
 
     def top_rules(self, i: int, k: int = 3) -> str:
         """The k rules that moved the score most, e.g. "demo_request +50; free_mail -15"."""
