@@ -37,6 +37,9 @@ class ColumnSpec:
     non_negative: bool = False
     allowed: tuple[str, ...] = ()
     references: str | None = None  # the table whose id this column must name
+    #: a handful of values over millions of rows (a touchpoint's type): read as a
+    #: dictionary, so that text is trimmed, lower-cased and checked once per value
+    few_values: bool = False
 
     @property
     def expected(self) -> str:
@@ -111,9 +114,9 @@ TOUCHPOINTS: Final = TableSpec(
         ColumnSpec("occurred_at", Kind.TIMESTAMP, required=True),
         # Unknown types are tolerated (mapped to `other` with a warning), so the loader
         # handles this enum itself rather than rejecting values outside the taxonomy.
-        ColumnSpec("type", Kind.STRING, required=True),
-        ColumnSpec("channel", Kind.STRING),
-        ColumnSpec("topic", Kind.STRING),
+        ColumnSpec("type", Kind.STRING, required=True, few_values=True),
+        ColumnSpec("channel", Kind.STRING, few_values=True),
+        ColumnSpec("topic", Kind.STRING, few_values=True),
     ),
 )
 

@@ -116,7 +116,15 @@ def read_table_file(
     """
     if path.suffix == ".parquet":
         try:
-            table = pq.read_table(path)
+            schema = pq.read_schema(path)
+            as_dictionary = [
+                f.name
+                for f in schema
+                if spec is not None
+                and f.name in _few_values(spec)
+                and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            ]
+            table = pq.read_table(path, read_dictionary=as_dictionary)
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"is not a readable Parquet table ({exc})") from exc
         for field in table.schema:
@@ -162,7 +170,10 @@ def read_table_file(
             ),
             parse_options=pacsv.ParseOptions(delimiter=csv_format.sep),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                column_types={
+                    n: _DICTIONARY if spec is not None and n in _few_values(spec) else pa.string()
+                    for n in names
+                },
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -170,6 +181,14 @@ def read_table_file(
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ValueError(f"is not a well-formed CSV table ({_short_arrow_message(exc)})") from exc
     return table.to_pandas()
+
+
+#: how a column of few values is read: Arrow's dictionary (pandas: a Categorical)
+_DICTIONARY: Final = pa.dictionary(pa.int32(), pa.string())
+
+
+def _few_values(spec: TableSpec) -> set[str]:
+    return {c.name for c in spec.columns if c.few_values}
 
 
 def _separator_hint(header: str, sep: str) -> str:
@@ -271,13 +290,35 @@ _LAST: Final = pa.scalar(253_402_300_799_999_999, _UTC_US)
 
 
 def _is_text(values: pd.Series) -> bool:
-    return pd.api.types.is_string_dtype(values) or values.dtype == object
+    return pd.api.types.is_string_dtype(values) or values.dtype == object or _is_words(values)
+
+
+def _is_words(values: pd.Series) -> bool:
+    """A Categorical of text: how a column of few values is read (`few_values`)."""
+    return isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(
+        values.dtype.categories
+    )
 
 
 def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
-    """A column as Arrow text with surrounding blanks removed; empty text is missing."""
+    """A column as Arrow text with surrounding blanks removed; empty text is missing.
+
+    A Categorical is trimmed once per category and spelled out by index."""
+    if _is_words(values):
+        words = _arrow_words(values)
+        text = pc.take(_trim(words.dictionary.cast(pa.large_string())), words.indices)
+        return pa.chunked_array([text])
     arrow = _arrow_strings(values)
     return pa.chunked_array([_trimmed(chunk) for chunk in arrow.chunks], type=arrow.type)
+
+
+def _arrow_words(values: pd.Series) -> pa.DictionaryArray:
+    """A Categorical of text as Arrow's dictionary (its categories and codes, no copy)."""
+    words = pa.array(values, from_pandas=True)
+    if isinstance(words, pa.ChunkedArray):
+        words = words.combine_chunks()
+    assert isinstance(words, pa.DictionaryArray)
+    return words
 
 
 def _arrow_strings(values: pd.Series) -> pa.ChunkedArray:
@@ -575,9 +616,15 @@ def _touchpoint_types(raw: pd.Series) -> tuple[pd.Series, Problem | None]:
     A CRM has a few dozen types over millions of touchpoints, so the work is done once
     per distinct value (Arrow's dictionary encoding) and spread back by index.
     """
-    encoded = pc.dictionary_encode(_arrow_strings(raw).combine_chunks())
-    words = _trim(encoded.dictionary)  # a missing type stays missing (the required check)
-    codes = pc.fill_null(encoded.indices, len(words)).to_numpy(zero_copy_only=False)
+    encoded = (
+        _arrow_words(raw)
+        if _is_words(raw)
+        else pc.dictionary_encode(_arrow_strings(raw).combine_chunks())
+    )
+    words = _trim(encoded.dictionary.cast(pa.large_string()))  # a missing type stays missing
+    codes = pc.fill_null(encoded.indices.cast(pa.int64()), len(words)).to_numpy(
+        zero_copy_only=False
+    )
     lower = pc.utf8_lower(words)
     known = pc.is_in(lower, value_set=_TYPES).to_numpy(zero_copy_only=False)
     unknown = np.asarray(words.is_valid().to_numpy(zero_copy_only=False)) & ~np.asarray(known)

@@ -10,6 +10,8 @@ whole numbers from 2**53 on, "timestamps" without a four-digit year) the test sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
@@ -26,6 +28,7 @@ from features.crm.load import (
     crm_from_frames,
     parse_timestamps,
     parse_values,
+    read_crm,
 )
 from features.crm.taxonomy import CLOSED_STAGES
 from features.crm.validation import (
@@ -34,7 +37,7 @@ from features.crm.validation import (
     column_failures,
     repeated,
 )
-from tests.conftest import tiny_tables
+from tests.conftest import tiny_tables, write_tables
 
 # --- timestamps: Arrow where it reads, pandas where it does not, the same values ------
 
@@ -374,3 +377,30 @@ def test_typed_timestamps_become_utc_microseconds_as_pandas_converts_them(
     zoned = typed.dt.tz_convert("UTC") if typed.dt.tz else typed.dt.tz_localize("UTC")
     pd.testing.assert_series_equal(ours, zoned.astype(TIMESTAMP_DTYPE))
     assert ours.dtype.tz is TIMESTAMP_DTYPE.tz  # the same zone object: isoformat needs it
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_columns_of_few_values_read_as_dictionaries_load_as_text_does(
+    fmt: str, tmp_path: Path
+) -> None:
+    # a touchpoint's type, channel and topic are read from the file as dictionaries
+    # (trimmed, lower-cased and checked once per value); the loaded export and its report
+    # are what the same cells give as plain text
+    tables = tiny_tables()
+    touchpoints = tables["touchpoints"]
+    touchpoints["type"] = [" Demo_Request ", "pricing_page_view", "Chat_Started", "meeting"]
+    touchpoints["channel"] = [" organic", "", "Organic", "\u00a0"]
+    touchpoints["topic"] = ["product", " ", "", "General"]
+    folder = write_tables(tmp_path / "crm", tables, fmt)
+    from_file, file_report = read_crm(folder)
+    in_memory = crm_from_frames(tables)
+    assert from_file is not None
+    assert from_file.touchpoints["type"].tolist() == [
+        "demo_request", "pricing_page_view", "other", "meeting",
+    ]  # fmt: skip
+    for name in ("accounts", "contacts", "touchpoints", "opportunities"):
+        pd.testing.assert_frame_equal(from_file.table(name), in_memory.table(name))
+    assert [str(p) for p in file_report.warnings] == [
+        "warning: touchpoints.type: 1 touchpoints have a type outside the taxonomy and count "
+        "as 'other': 'Chat_Started' (1)"
+    ]
