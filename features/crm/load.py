@@ -314,11 +314,16 @@ def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
 
 def _arrow_words(values: pd.Series) -> pa.DictionaryArray:
     """A Categorical of text as Arrow's dictionary (its categories and codes, no copy)."""
-    words = pa.array(values, from_pandas=True)
-    if isinstance(words, pa.ChunkedArray):
-        words = words.combine_chunks()
+    words = _one_array(values)
     assert isinstance(words, pa.DictionaryArray)
     return words
+
+
+def _one_array(values: pd.Series) -> pa.Array:
+    """A column as one Arrow array (pandas hands Arrow-backed columns over in chunks, and
+    an empty one as no chunks at all)."""
+    arrow = pa.array(values, from_pandas=True)
+    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
 
 
 def _arrow_strings(values: pd.Series) -> pa.ChunkedArray:
@@ -666,11 +671,9 @@ def _derive_from_titles(contacts: pd.DataFrame, report: ValidationReport) -> Non
         fill = contacts[column].isna().to_numpy()
         report.derived[column] = fill
         # the rows to fill, in the order of the rows parsed (every one of them is empty)
-        values = pa.array(derived[column][fill[empty]], from_pandas=True)
-        given = pa.array(contacts[column], from_pandas=True)
-        if isinstance(given, pa.ChunkedArray):
-            given = given.combine_chunks()
-        filled = pc.replace_with_mask(given, pa.array(fill), values)
+        values = _one_array(derived[column][fill[empty]])
+        given = _one_array(contacts[column])
+        filled = pc.replace_with_mask(given, pa.array(fill), values.cast(given.type))
         contacts[column] = _series(pa.chunked_array([filled]), contacts.index)
         n_unknown = int(pc.sum(pc.equal(values, UNKNOWN)).as_py() or 0)
         report.notes.append(

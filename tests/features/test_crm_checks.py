@@ -404,3 +404,14 @@ def test_columns_of_few_values_read_as_dictionaries_load_as_text_does(
         "warning: touchpoints.type: 1 touchpoints have a type outside the taxonomy and count "
         "as 'other': 'Chat_Started' (1)"
     ]
+
+
+def test_a_title_fills_only_the_part_that_is_empty() -> None:
+    # every seniority given, one department empty: the title fills that department and
+    # nothing else (an empty set of seniorities to fill was an ArrowInvalid traceback)
+    tables = tiny_tables()
+    tables["contacts"]["seniority"] = ["vp", "c_level", "individual"]
+    tables["contacts"]["department"] = ["finance", "", "other"]
+    crm = crm_from_frames(tables)
+    assert crm.contacts["seniority"].tolist() == ["vp", "c_level", "individual"]
+    assert crm.contacts["department"].tolist() == ["finance", "executive", "other"]
