@@ -336,9 +336,10 @@ def build_dataset(
     """
     out = check_destination(out)
     crm = load_crm(data, csv_format)
-    store = EventStore.from_crm(crm)
     dates, end = snapshot_dates(crm, cfg), data_end(crm)
-    del crm  # the event store holds what the features need: the loaded tables go now
+    # the event store takes the touchpoints over, a column at a time; the loaded tables go
+    store = EventStore.from_crm(crm, hand_over=True)
+    del crm
     pairs = snapshot_pairs(None, cfg, store, dates, end)
     report = pairs.report
     with (

@@ -164,30 +164,40 @@ class EventStore:
     # --- door 1: a loaded CRM export ----------------------------------------------
 
     @classmethod
-    def from_crm(cls, crm: CRM) -> EventStore:
+    def from_crm(cls, crm: CRM, hand_over: bool = False) -> EventStore:
         """Arrays from a validated CRM (ids are unique and references resolve).
 
         The touchpoint columns are converted side by side in a pool of threads (Arrow's
-        and NumPy's kernels release the GIL), then put in time order the same way.
+        and NumPy's kernels release the GIL), then put in time order the same way. With
+        ``hand_over`` the CRM gives up its touchpoints (`crm.touchpoints` is left empty)
+        and each column is let go once converted, so that the export's text and the event
+        arrays are never all held at once (`build-dataset`, which needs no more of them).
         """
         accounts, contacts = crm.accounts, crm.contacts
         account_ids, contact_ids = accounts["account_id"], contacts["contact_id"]
-        tp = crm.touchpoints
+        names = ("contact_id", "occurred_at", "type", "channel", "topic")
+        touch = {name: crm.touchpoints[name] for name in names}
+        if hand_over:
+            crm.touchpoints = crm.touchpoints.iloc[0:0]
+
+        def column(name: str) -> pd.Series:
+            return touch[name] if not hand_over else touch.pop(name)
+
         with ThreadPoolExecutor(arrow_threads(), thread_name_prefix="store") as pool:
-            ev_time = seconds(tp["occurred_at"])
+            ev_time = seconds(column("occurred_at"))
             order = pool.submit(_time_order, ev_time)
             in_order = {
                 "ev_time": pool.submit(_in_order, lambda: ev_time, order),
                 "ev_contact": pool.submit(
-                    _in_order, lambda: lookup(tp["contact_id"], contact_ids), order
+                    _in_order, lambda: lookup(column("contact_id"), contact_ids), order
                 ),
                 "ev_type": pool.submit(
                     _in_order,
-                    lambda: _codes(tp["type"], TOUCHPOINT_TYPES, TYPE_CODE[OTHER], EV_TYPE),
+                    lambda: _codes(column("type"), TOUCHPOINT_TYPES, TYPE_CODE[OTHER], EV_TYPE),
                     order,
                 ),
-                "ev_channel": pool.submit(_in_order, lambda: _factorize(tp["channel"]), order),
-                "ev_topic": pool.submit(_in_order, lambda: _topic_codes(tp["topic"]), order),
+                "ev_channel": pool.submit(_in_order, lambda: _factorize(column("channel")), order),
+                "ev_topic": pool.submit(_in_order, lambda: _topic_codes(column("topic")), order),
             }
             opps = crm.opportunities
             store = cls(
