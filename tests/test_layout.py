@@ -26,7 +26,7 @@ FEATURES_ALLOWED = {
     "synthetic": {"crm", "synthetic"},
 }
 #: top-level modules of features/ that every subpackage may use; they import nothing of ours
-FEATURES_LEAVES = {"allocator", "files"}
+FEATURES_LEAVES = {"allocator", "arrow", "files"}
 #: which of our packages each package may import
 PACKAGES_ALLOWED = {
     "features": {"features"},

@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.arrow import one_array
+
 #: upper bounds (inclusive) of the employee bands: 1-10, 11-50, ..., over 10,000
 EMPLOYEE_BAND_EDGES: Final = np.array([10, 50, 200, 1_000, 5_000, 10_000], dtype=float)
 EMPLOYEE_BAND_LABELS: Final = (
@@ -61,9 +63,7 @@ def revenue_band(revenue: np.ndarray) -> np.ndarray:
 def free_mail(emails: pd.Series) -> np.ndarray:
     """`is_free_mail` of a column of addresses at once (Arrow's string kernels): the domain
     after the last @, trimmed and lower-cased, looked up in the same list."""
-    text = pa.array(emails.astype("str") if emails.dtype == object else emails, from_pandas=True)
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
+    text = one_array(emails.astype("str") if emails.dtype == object else emails)
     if len(text) == 0:
         return np.array([], dtype=float)
     domain = pc.utf8_lower(

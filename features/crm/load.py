@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from features.arrow import TEXT_DICTIONARY, column_threads, one_array
 from features.crm.contract import TABLES, TABLES_BY_NAME, ColumnSpec, Kind, TableSpec
 from features.crm.records import CLOSE_AFTER_CREATE
 from features.crm.taxonomy import OTHER, STAGE_OF_TYPE
@@ -117,11 +117,11 @@ def read_table_file(
     if path.suffix == ".parquet":
         try:
             schema = pq.read_schema(path)
+            few = _few_values(spec)
             as_dictionary = [
                 f.name
                 for f in schema
-                if spec is not None
-                and f.name in _few_values(spec)
+                if f.name in few
                 and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
             ]
             table = pq.read_table(path, read_dictionary=as_dictionary)
@@ -162,6 +162,7 @@ def read_table_file(
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ValueError(f"names the columns {', '.join(duplicated)} more than once")
+    few = _few_values(spec)
     try:
         table = pacsv.read_csv(
             path,
@@ -170,10 +171,7 @@ def read_table_file(
             ),
             parse_options=pacsv.ParseOptions(delimiter=csv_format.sep),
             convert_options=pacsv.ConvertOptions(
-                column_types={
-                    n: _DICTIONARY if spec is not None and n in _few_values(spec) else pa.string()
-                    for n in names
-                },
+                column_types={n: TEXT_DICTIONARY if n in few else pa.string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -183,12 +181,9 @@ def read_table_file(
     return table.to_pandas()
 
 
-#: how a column of few values is read: Arrow's dictionary (pandas: a Categorical)
-_DICTIONARY: Final = pa.dictionary(pa.int32(), pa.string())
-
-
-def _few_values(spec: TableSpec) -> set[str]:
-    return {c.name for c in spec.columns if c.few_values}
+def _few_values(spec: TableSpec | None) -> set[str]:
+    """The columns read as a dictionary of their values (`ColumnSpec.few_values`)."""
+    return set() if spec is None else {c.name for c in spec.columns if c.few_values}
 
 
 def _separator_hint(header: str, sep: str) -> str:
@@ -314,16 +309,9 @@ def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
 
 def _arrow_words(values: pd.Series) -> pa.DictionaryArray:
     """A Categorical of text as Arrow's dictionary (its categories and codes, no copy)."""
-    words = _one_array(values)
+    words = one_array(values)
     assert isinstance(words, pa.DictionaryArray)
     return words
-
-
-def _one_array(values: pd.Series) -> pa.Array:
-    """A column as one Arrow array (pandas hands Arrow-backed columns over in chunks, and
-    an empty one as no chunks at all)."""
-    arrow = pa.array(values, from_pandas=True)
-    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
 
 
 def _arrow_strings(values: pd.Series) -> pa.ChunkedArray:
@@ -381,11 +369,6 @@ def _series(values: pa.ChunkedArray, index: pd.Index) -> pd.Series:
     if pa.types.is_timestamp(values.type):  # Arrow's zone is ZoneInfo("UTC"); ours is
         series = series.dt.tz_convert("UTC")  # datetime.timezone.utc, as pandas gives it
     return series
-
-
-def _as_text(values: pd.Series) -> pd.Series:
-    """Text with surrounding blanks removed; empty text is missing."""
-    return _series(_arrow_text(values), values.index)
 
 
 def _read_pieces(
@@ -499,12 +482,9 @@ def parse_values(raw: pd.Series, col: ColumnSpec) -> tuple[pd.Series, np.ndarray
                 bad |= given & ((number != np.floor(number)) | (np.abs(number) > _LARGEST_WHOLE))
         parsed = parsed.where(~bad)  # a value that cannot be read is missing, not infinite
         return (parsed.astype("Int64") if col.kind is Kind.INTEGER else parsed), bad
-    if text is None:
-        parsed = _as_text(raw)
-        parsed = parsed.str.lower() if col.kind is Kind.ENUM else parsed
-    else:
-        parsed = _series(pc.utf8_lower(text) if col.kind is Kind.ENUM else text, raw.index)
-    return parsed, given & parsed.isna().to_numpy()
+    text = _arrow_text(raw) if text is None else text  # (a typed column, written out)
+    parsed = _series(pc.utf8_lower(text) if col.kind is Kind.ENUM else text, raw.index)
+    return parsed, np.zeros(len(raw), dtype=bool)  # text is always read
 
 
 @dataclass
@@ -524,12 +504,6 @@ def _read_column(raw: pd.Series, table: str, col: ColumnSpec) -> _Column:
     parsed, bad = parse_values(raw, col)
     unreadable = np.flatnonzero(bad)
     return _Column(parsed, unreadable, column_failures(parsed, col, unreadable))
-
-
-def arrow_threads() -> int:
-    """Threads for whole-column Arrow and NumPy work: their kernels release the GIL, so
-    one per core (at most 8: the columns of a table are few)."""
-    return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
 @dataclass
@@ -624,7 +598,7 @@ def _touchpoint_types(raw: pd.Series) -> tuple[pd.Series, Problem | None]:
     encoded = (
         _arrow_words(raw)
         if _is_words(raw)
-        else pc.dictionary_encode(_arrow_strings(raw).combine_chunks())
+        else pc.dictionary_encode(one_array(_arrow_strings(raw)))
     )
     words = _trim(encoded.dictionary.cast(pa.large_string()))  # a missing type stays missing
     codes = pc.fill_null(encoded.indices.cast(pa.int64()), len(words)).to_numpy(
@@ -671,8 +645,8 @@ def _derive_from_titles(contacts: pd.DataFrame, report: ValidationReport) -> Non
         fill = contacts[column].isna().to_numpy()
         report.derived[column] = fill
         # the rows to fill, in the order of the rows parsed (every one of them is empty)
-        values = _one_array(derived[column][fill[empty]])
-        given = _one_array(contacts[column])
+        values = one_array(derived[column][fill[empty]])
+        given = one_array(contacts[column])
         filled = pc.replace_with_mask(given, pa.array(fill), values.cast(given.type))
         contacts[column] = _series(pa.chunked_array([filled]), contacts.index)
         n_unknown = int(pc.sum(pc.equal(values, UNKNOWN)).as_py() or 0)
@@ -693,7 +667,7 @@ def parse_tables(raw: Mapping[str, pd.DataFrame], report: ValidationReport) -> C
     """
     parsed: dict[str, pd.DataFrame] = {}
     keys: dict[tuple[str, str], Future[np.ndarray]] = {}
-    with ThreadPoolExecutor(arrow_threads(), thread_name_prefix="parse") as pool:
+    with ThreadPoolExecutor(column_threads(), thread_name_prefix="parse") as pool:
         started = [_start_table(raw[s.name], s, pool) for s in TABLES if s.name in raw]
         for table in started:
             spec = table.spec

@@ -21,6 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.arrow import one_array
+
 UNKNOWN: Final = "unknown"
 
 
@@ -319,10 +321,7 @@ def parse_titles(titles: pd.Series) -> pd.DataFrame:
     (Arrow's dictionary encoding finds them) and the answers are spread back by index.
     """
     text = titles if isinstance(titles.dtype, pd.StringDtype) else titles.astype("str")
-    given = pa.array(text, from_pandas=True)
-    if isinstance(given, pa.ChunkedArray):
-        given = given.combine_chunks()
-    encoded = pc.dictionary_encode(given)
+    encoded = pc.dictionary_encode(one_array(text))
     pairs = [parse_title(str(t)) for t in encoded.dictionary.to_pylist()]
     pairs.append((UNKNOWN, UNKNOWN))  # a missing title
     codes = pc.fill_null(encoded.indices, len(pairs) - 1)

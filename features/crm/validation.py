@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.arrow import one_array
 from features.crm.contract import CONTRACT_VERSION, ColumnSpec, TableSpec
 from features.crm.records import CLOSED_NEEDS_CLOSED_AT
 from features.crm.taxonomy import CLOSED_STAGES
@@ -282,9 +283,7 @@ def repeated(values: pd.Series) -> np.ndarray:
     table takes to count them; a column already in strictly increasing order (ids an
     export lists in order) is answered by one comparison of neighbours.
     """
-    arrow = pa.array(values, from_pandas=True)
-    if isinstance(arrow, pa.ChunkedArray):
-        arrow = arrow.combine_chunks()
+    arrow = one_array(values)
     if len(arrow) < 2:
         return np.array([], dtype=np.int64)
     if (

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from features.arrow import TEXT_DICTIONARY
 from features.crm.load import CONTRACT_CSV, CRM, CsvFormat, load_crm
 from features.files import check_destination, written_whole
 from features.pipeline.kernel import DAY, FeatureBlock, blocks_by_date, compute_features
@@ -355,10 +356,6 @@ def build_dataset(
     return report
 
 
-#: the type every categorical feature is written with (one schema for every row group)
-DICTIONARY = pa.dictionary(pa.int32(), pa.string())
-
-
 def write_by_date(
     store: EventStore,
     pairs: SnapshotPairs,
@@ -388,7 +385,9 @@ def write_by_date(
                 if writer is None:
                     schema = pa.schema(
                         [
-                            pa.field(f.name, DICTIONARY) if pa.types.is_dictionary(f.type) else f
+                            pa.field(f.name, TEXT_DICTIONARY)
+                            if pa.types.is_dictionary(f.type)
+                            else f
                             for f in table.schema
                         ],
                         metadata=table.schema.metadata,

@@ -24,8 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.arrow import column_threads, one_array
 from features.crm.fit import free_mail, is_free_mail
-from features.crm.load import CRM, arrow_threads
+from features.crm.load import CRM
 from features.crm.taxonomy import (
     DEPARTMENTS,
     OTHER,
@@ -183,7 +184,7 @@ class EventStore:
         def column(name: str) -> pd.Series:
             return touch[name] if not hand_over else touch.pop(name)
 
-        with ThreadPoolExecutor(arrow_threads(), thread_name_prefix="store") as pool:
+        with ThreadPoolExecutor(column_threads(), thread_name_prefix="store") as pool:
             ev_time = seconds(column("occurred_at"))
             order = pool.submit(_time_order, ev_time)
             in_order = {
@@ -468,9 +469,7 @@ def lookup(
 def _arrow_text(values: pd.Series | Sequence[str]) -> pa.Array:
     """Text as Arrow holds it: pandas' columns hand over their (large) strings as they
     are, a copy only where the values are not text."""
-    array = pa.array(values, from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):  # Arrow-backed pandas columns come chunked
-        array = array.combine_chunks()
+    array = one_array(values)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         return array
     return array.cast(pa.string())
