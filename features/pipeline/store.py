@@ -43,7 +43,7 @@ TYPE_CODE: Final = {t: i for i, t in enumerate(TOUCHPOINT_TYPES)}
 STAGE_CODE: Final = {s: i for i, s in enumerate(STAGES)}
 #: stage code of each type code
 #: the narrow codes of a touchpoint (a few dozen types, three topics, the channels of one
-#: CRM): a byte or four a touchpoint instead of eight, on 10 million touchpoints 180 MB
+#: CRM): a byte or four a touchpoint instead of eight (18 bytes a touchpoint fewer)
 EV_TYPE: Final = np.int8
 EV_CHANNEL: Final = np.int32
 EV_TOPIC: Final = np.int8
