@@ -54,5 +54,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def run() -> None:
+    """The `leadscore` console script: one command in a process of its own.
+
+    `leadscore score` only predicts with LightGBM boosters, and importing LightGBM also
+    imports scikit-learn for LightGBM's scikit-learn-style estimators: 1.3 s of the
+    command's fixed cost, for nothing it uses. A `score` process therefore imports
+    LightGBM with scikit-learn hidden. Only here: the process runs that one command and
+    ends, whereas `main` is also called by tests and notebooks in processes that may
+    train afterwards (LightGBM's Dask training needs its scikit-learn estimators).
+    """
+    argv = sys.argv[1:]
+    # the command is the first word that is not an option (the options before it take no
+    # value); parsing would not do: it imports LightGBM to read `--reasons-for`'s default
+    if next((word for word in argv if not word.startswith("-")), None) == "score":
+        import_lightgbm_alone()
+    sys.exit(main(argv))
+
+
+def import_lightgbm_alone() -> None:
+    """Import LightGBM without scikit-learn: its scikit-learn estimators (`LGBMClassifier`
+    and the Dask ones) are then unusable in this process; `Booster` is untouched. Nothing
+    happens when either is imported already."""
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # importing it raises ImportError
+    try:
+        import lightgbm  # noqa: F401
+    finally:
+        del sys.modules["sklearn"]  # a later `import sklearn` works as usual
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

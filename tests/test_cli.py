@@ -369,3 +369,38 @@ def test_commands_give_freed_memory_back_and_respect_a_chosen_pool(
     finally:
         pa.set_memory_pool(before)
     capsys.readouterr()
+
+
+def test_a_score_process_imports_lightgbm_without_scikit_learn(
+    champion: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console script's `score` skips scikit-learn (1.3 s it never uses: LightGBM
+    imports it for its estimators) and writes what `main` writes in a process that has
+    scikit-learn; a `score` run in process leaves scikit-learn to whoever needs it."""
+    script = (
+        "import sys\n"
+        "from leadscore.cli import run\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit as stop:\n"
+        "    print('exit', stop.code, 'sklearn' in sys.modules, flush=True)\n"
+    )
+    flags = ["--data", champion["data"], "--as-of", "2025-06-01T00:00:00Z", "--reasons", "3"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"]}
+    alone = tmp_path / "alone.csv"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "score", *flags, "--out", str(alone)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.stdout.split()[-3:] == ["exit", "0", "False"], done.stderr[-2000:]
+    # the same command in this process, where scikit-learn is imported
+    import sklearn  # noqa: F401
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["tracking_uri"])
+    in_process = tmp_path / "in_process.csv"
+    assert main(["score", *flags, "--out", str(in_process)]) == 0
+    assert alone.read_bytes() == in_process.read_bytes()
