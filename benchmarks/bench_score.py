@@ -9,7 +9,12 @@ one run on one generated export:
 - the baseline: the registered MLflow pyfunc's `predict` on the already-computed
   feature rows of the same contacts (the model alone, no features, no points).
 
-    python benchmarks/bench_score.py [--accounts 20000]
+    python benchmarks/bench_score.py [--accounts 20000] [--baseline REV [--repeat 3]]
+
+With `--baseline`, the command end to end is also run in turns with the CLI of an
+earlier commit (checked out beside this one as a git worktree, run with the entry point
+its console script had), `--repeat` times each; printed: the median seconds of each,
+the ratio baseline / now, and whether both wrote the same file.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--train-accounts", type=int, default=1_500)
+    parser.add_argument("--baseline", help="a commit whose CLI to run in turns with this one")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     args.cli = [
         ("--reasons 0", ["--reasons", "0"]),
@@ -98,6 +105,7 @@ def main() -> None:
             command = [leadscore, "score", "--data", str(data), "--out", str(Path(tmp) / "c.csv")]
             subprocess.run([*command, *extra], check=True, capture_output=True)
             cli[name] = time.perf_counter() - t0
+        against = _against_baseline(args, data, Path(tmp)) if args.baseline else []
 
     touchpoints = len(crm.touchpoints)
     print(
@@ -126,6 +134,59 @@ def main() -> None:
         f"{n / t_pyfunc:,.0f} leads/s; ratio scoring step (no reasons) / pyfunc: "
         f"{timings['score_0'] / t_pyfunc:.2f}x"
     )
+    for line in against:
+        print(line)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: how an earlier commit's console script started (before `leadscore.cli:run`)
+_OLD_ENTRY = "import sys; from leadscore.cli import main; sys.exit(main())"
+
+
+def _against_baseline(args: argparse.Namespace, data: Path, tmp: Path) -> list[str]:
+    """`leadscore score` of this checkout and of `--baseline`, in turns, same export."""
+    import statistics
+
+    old = tmp / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.baseline],
+        check=True,
+        capture_output=True,
+    )
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    lines = []
+    try:
+        for name, extra in args.cli[:2]:  # (every row's reasons is the TreeSHAP's time)
+            seconds: dict[str, list[float]] = {"baseline": [], "now": []}
+            for _ in range(args.repeat):
+                for who, tree, entry in (
+                    ("baseline", old, [sys.executable, "-c", _OLD_ENTRY]),
+                    ("now", ROOT, [leadscore]),
+                ):
+                    out = tmp / f"{who}.csv"
+                    env = {**os.environ, "PYTHONPATH": str(tree)}
+                    t0 = time.perf_counter()
+                    subprocess.run(
+                        [*entry, "score", "--data", str(data), "--out", str(out), *extra],
+                        check=True,
+                        capture_output=True,
+                        cwd=tree,
+                        env=env,
+                    )
+                    seconds[who].append(time.perf_counter() - t0)
+            same = (tmp / "baseline.csv").read_bytes() == (tmp / "now.csv").read_bytes()
+            before, now = (statistics.median(seconds[k]) for k in ("baseline", "now"))
+            lines.append(
+                f"leadscore score {name}: baseline {args.baseline} {before:.1f} s, now "
+                f"{now:.1f} s (medians of {args.repeat}): {before / now:.2f}x; same file: {same}"
+            )
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+            check=False,
+            capture_output=True,
+        )
+    return lines
 
 
 if __name__ == "__main__":
