@@ -133,6 +133,11 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(_cores(), thread_name_prefix="treeshap")
 
 
+# A forked child has none of its parent's threads: it makes a pool of its own (the
+# parent's would take work that no thread runs).
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 #: each booster's slices, made at its first few-row explanation and dropped with it
 _SLICES: weakref.WeakKeyDictionary[lgb.Booster, _TreeSlices] = weakref.WeakKeyDictionary()
 _SLICES_LOCK = threading.Lock()

@@ -4,6 +4,9 @@ number of threads asking at once."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -104,3 +107,31 @@ def test_a_new_booster_gets_new_slices(
     after = scorer.contributions(x)
     np.testing.assert_allclose(after, fewer.predict(x, pred_contrib=True), rtol=0, atol=1e-12)
     assert not np.allclose(before, after)
+
+
+def test_a_forked_child_explains_with_threads_of_its_own(
+    booster: lgb.Booster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process forked after an explanation (a pre-forking server) inherits the pool but
+    none of its threads; its explanations must not wait for threads that do not exist."""
+    monkeypatch.setattr(scorer_module, "_cores", lambda: 2)
+    scorer = LeadScorer(booster=booster, vocabularies={})
+    x = _rows(2, seed=11)
+    expected = scorer.contributions(x)  # the pool and its threads exist now
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            got = scorer.contributions(x)
+            os.write(write, b"ok" if np.abs(got - expected).max() < 1e-12 else b"differs")
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while os.waitpid(child, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            pytest.fail("the forked child's explanation never finished")
+        time.sleep(0.05)
+    assert os.read(read, 16) == b"ok"
