@@ -26,8 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import ROOT, checked_out
+
 TOUCHPOINTS_PER_ACCOUNT = 91  # what the generator's default world makes (bench_generate)
-ROOT = Path(__file__).resolve().parent.parent
 #: the last commit whose loader parsed with pandas and checked with pandera
 BASELINE = "774f377"
 
@@ -78,28 +79,15 @@ def main() -> None:
     from features.synthetic import GeneratorConfig, generate_crm
 
     accounts = int(args.touchpoints * 1e6 / TOUCHPOINTS_PER_ACCOUNT)
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            for fmt in args.format.split(","):
-                folder = Path(tmp) / fmt
-                generate_crm(GeneratorConfig(accounts=accounts, seed=1), folder, fmt=fmt)
-                runs: dict[str, list[dict[str, object]]] = {"baseline": [], "now": []}
-                for _ in range(args.repeat):
-                    runs["baseline"].append(_load(old, folder))
-                    runs["now"].append(_load(ROOT, folder))
-                _print(fmt, args.baseline, runs)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
-                check=False,
-                capture_output=True,
-            )
+    with tempfile.TemporaryDirectory() as tmp, checked_out(args.baseline) as old:
+        for fmt in args.format.split(","):
+            folder = Path(tmp) / fmt
+            generate_crm(GeneratorConfig(accounts=accounts, seed=1), folder, fmt=fmt)
+            runs: dict[str, list[dict[str, object]]] = {"baseline": [], "now": []}
+            for _ in range(args.repeat):
+                runs["baseline"].append(_load(old, folder))
+                runs["now"].append(_load(ROOT, folder))
+            _print(fmt, args.baseline, runs)
 
 
 def _print(fmt: str, baseline: str, runs: dict[str, list[dict[str, object]]]) -> None:

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import OLD_CLI, ROOT, checked_out
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -138,29 +140,18 @@ def main() -> None:
         print(line)
 
 
-ROOT = Path(__file__).resolve().parents[1]
-#: how an earlier commit's console script started (before `leadscore.cli:run`)
-_OLD_ENTRY = "import sys; from leadscore.cli import main; sys.exit(main())"
-
-
 def _against_baseline(args: argparse.Namespace, data: Path, tmp: Path) -> list[str]:
     """`leadscore score` of this checkout and of `--baseline`, in turns, same export."""
     import statistics
 
-    old = tmp / "baseline"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.baseline],
-        check=True,
-        capture_output=True,
-    )
     leadscore = str(Path(sys.executable).parent / "leadscore")
     lines = []
-    try:
+    with checked_out(args.baseline) as old:
         for name, extra in args.cli[:2]:  # (every row's reasons is the TreeSHAP's time)
             seconds: dict[str, list[float]] = {"baseline": [], "now": []}
             for _ in range(args.repeat):
                 for who, tree, entry in (
-                    ("baseline", old, [sys.executable, "-c", _OLD_ENTRY]),
+                    ("baseline", old, [sys.executable, *OLD_CLI]),
                     ("now", ROOT, [leadscore]),
                 ):
                     out = tmp / f"{who}.csv"
@@ -180,12 +171,6 @@ def _against_baseline(args: argparse.Namespace, data: Path, tmp: Path) -> list[s
                 f"leadscore score {name}: baseline {args.baseline} {before:.1f} s, now "
                 f"{now:.1f} s (medians of {args.repeat}): {before / now:.2f}x; same file: {same}"
             )
-    finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
-            check=False,
-            capture_output=True,
-        )
     return lines
 
 

@@ -11,7 +11,12 @@ requests one after another:
 - batch scoring: leads/s through `score_requests` in process without reasons, and
   through `POST /v1/score/batch` over HTTP with reasons.
 
-    python benchmarks/bench_serve.py [--accounts 1500] [--requests 1000]
+    python benchmarks/bench_serve.py [--accounts 1500] [--requests 1000] [--baseline REV]
+
+With `--baseline`, the `/v1/score` of an earlier commit (checked out beside this one as
+a git worktree, its own server on the same model) is measured in turns with this one,
+request by request with the same bodies: each one's server-side p50 and p99, the ratio,
+and how many of the answers are byte for byte the same.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from common import champion_and_leads, free_port, wait_until_up
+from common import OLD_CLI, ROOT, champion_and_leads, checked_out, free_port, wait_until_up
 
 
 def _measure(
@@ -68,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1500)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--baseline", help="a commit whose /v1/score to measure in turns")
     args = parser.parse_args()
     from features.model.pyfunc import load_scorer
     from serving.schemas import ScoreRequest
@@ -158,6 +164,7 @@ def main() -> None:
             theirs.terminate()
             ours.wait(10)
             theirs.wait(10)
+        against = _against_baseline(args, encoded, env) if args.baseline else []
         requests = [ScoreRequest.model_validate(b) for b in bodies * 5]
         model = LoadedModel(scorer, info["name"], info["version"], info["alias"], "")
         score_requests(requests, model, reasons=0)
@@ -196,7 +203,68 @@ def main() -> None:
         f"{http_batch:,.0f} leads/s over HTTP "
         "with reasons (1,000 leads per request)"
     )
+    for line in against:
+        print(line)
 
 
-if __name__ == "__main__":
-    main()
+def _against_baseline(
+    args: argparse.Namespace, bodies: list[bytes], env: dict[str, str]
+) -> list[str]:
+    """`/v1/score` of `--baseline` and of this checkout, one request each in turns."""
+    with checked_out(args.baseline) as old:
+        ms, same = _in_turns(args, bodies, env, old)
+    p50 = {who: float(np.percentile(times, 50)) for who, times in ms.items()}
+    p99 = {who: float(np.percentile(times, 99)) for who, times in ms.items()}
+    return [
+        f"/v1/score in turns, {args.requests} requests each, server-side: baseline "
+        f"{args.baseline} p50 {p50['baseline']:.2f} ms, p99 {p99['baseline']:.2f} ms; now p50 "
+        f"{p50['now']:.2f} ms, p99 {p99['now']:.2f} ms; ratio p50 now / baseline "
+        f"{p50['now'] / p50['baseline']:.2f}x; the same answer for {same} of {args.requests}"
+    ]
+
+
+def _in_turns(
+    args: argparse.Namespace, bodies: list[bytes], env: dict[str, str], old: Path
+) -> tuple[dict[str, list[float]], int]:
+    ports = {"baseline": free_port(), "now": free_port()}
+    servers = [
+        subprocess.Popen(
+            [*command, "serve", "--port", str(ports[who]), "--no-store"],
+            env={**env, "PYTHONPATH": str(tree)},
+            cwd=tree,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for who, tree, command in (
+            ("baseline", old, [sys.executable, *OLD_CLI]),
+            ("now", ROOT, [str(Path(sys.executable).parent / "leadscore")]),
+        )
+    ]
+    server_ms: dict[str, list[float]] = {"baseline": [], "now": []}
+    same = 0
+    headers = {"content-type": "application/json"}
+    try:
+        for port in ports.values():
+            wait_until_up(f"http://127.0.0.1:{port}/readyz")
+        clients = {
+            who: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+            for who, port in ports.items()
+        }
+        for i in range(100 + args.requests):  # the first 100 warm both up
+            body = bodies[i % len(bodies)]
+            answers = {}
+            for who in ("baseline", "now") if i % 2 else ("now", "baseline"):
+                r = clients[who].post("/v1/score", content=body, headers=headers)
+                if r.status_code != 200:
+                    raise SystemExit(f"{who} /v1/score: {r.status_code} {r.text[:300]}")
+                answers[who] = r.content
+                if i >= 100:
+                    server_ms[who].append(float(r.headers["server-timing"].split("dur=")[1]))
+            same += i >= 100 and answers["baseline"] == answers["now"]
+        for client in clients.values():
+            client.close()
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+    return server_ms, same

@@ -1,4 +1,5 @@
-"""What the serving benchmarks share: a trained champion, realistic lead bodies, ports.
+"""What the benchmarks share: a trained champion, realistic lead bodies, ports, and an
+earlier commit checked out beside this one to measure against.
 
 Each benchmark is a script (`python benchmarks/bench_x.py`); this module sits beside them
 on their import path.
@@ -6,9 +7,13 @@ on their import path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,32 @@ import httpx
 import pandas as pd
 
 AS_OF = pd.Timestamp("2025-06-01T00:00:00Z")
+#: this checkout
+ROOT = Path(__file__).resolve().parents[1]
+#: the command that starts an earlier commit's CLI, whatever its console script's entry
+#: point was then (`main` before `leadscore.cli:run`); run with the commit on PYTHONPATH
+OLD_CLI = ["-c", "import sys; from leadscore.cli import main; sys.exit(main())"]
+
+
+@contextlib.contextmanager
+def checked_out(rev: str) -> Iterator[Path]:
+    """Commit `rev` of this repository as a git worktree in a temporary folder, removed
+    afterwards: a baseline measured on the same machine at the same moment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
 
 
 def free_port() -> int:

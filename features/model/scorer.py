@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,12 +115,21 @@ class _TreeSlices:
         ]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.begin(x)()
+
+    def begin(self, x: np.ndarray) -> Callable[[], np.ndarray]:
+        """Start every slice but the first on the pool; the function returned explains
+        the first slice in the calling thread and adds the others as they finish."""
         first, *rest = self.slices
         pending = [_pool().submit(_contributions, part, x) for part in rest]
-        out = _contributions(first, x)  # this thread explains a slice too
-        for future in pending:
-            out += future.result()
-        return out
+
+        def finish() -> np.ndarray:
+            out = _contributions(first, x)
+            for future in pending:
+                out += future.result()
+            return out
+
+        return finish
 
 
 def _contributions(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
@@ -258,12 +267,20 @@ class LeadScorer:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions in log-odds, (n, features + 1); the last column is the bias
         (for a logistic model: coefficient x standardised value, see features.model.linear)."""
+        return self.begin_contributions(x)()
+
+    def begin_contributions(self, x: np.ndarray) -> Callable[[], np.ndarray]:
+        """`contributions(x)` started on the other cores: the function returned finishes
+        them (and returns them). A caller with other work for this thread (a lead's
+        points) does it in between, while the other cores explain."""
         if self.linear is not None:
-            return self.linear.contributions(x)
-        assert self.booster is not None
+            linear = self.linear
+            return lambda: linear.contributions(x)
+        booster = self.booster
+        assert booster is not None
         if len(x) < SLICED_ROWS and _cores() > 1:
-            return _tree_slices(self.booster)(x)
-        return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=0), dtype=float)
+            return _tree_slices(booster).begin(x)
+        return lambda: np.asarray(booster.predict(x, pred_contrib=True, num_threads=0), dtype=float)
 
     # --- files ----------------------------------------------------------------------
 
