@@ -268,3 +268,7 @@ def _in_turns(
             server.terminate()
             server.wait(10)
     return server_ms, same
+
+
+if __name__ == "__main__":
+    main()
