@@ -251,11 +251,9 @@ class _ModelPass:
         scorer, store = self.model.scorer, self.store
         at = self.position[rows]
         x_rows = self.x[at]
-        # the reasons are begun on the other cores while this thread scores the points
-        explaining = scorer.begin_contributions(x_rows) if reasons and len(rows) else None
+        contributions = scorer.contributions(x_rows)[:, :-1] if reasons and len(rows) else None
         rules: RulesConfig = scorer.rules or load_rules()
         points = score_rules(rules, store, rows, self.as_of[rows])
-        contributions = None if explaining is None else explaining()[:, :-1]
         engaged = self.block.column("account_engaged_contacts_90d")[at]
         model = self.model
         ref = {"name": model.name, "version": model.version, "alias": model.alias}

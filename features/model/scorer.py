@@ -15,14 +15,9 @@ pyfunc, so any MLflow-compatible platform can serve it too.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import os
-import threading
-import weakref
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -74,90 +69,34 @@ class Calibration:
 
 
 def _threads(work: int) -> int:
-    """LightGBM threads for a call: one for a few rows (starting OpenMP threads costs more
-    than a single lead's prediction), all cores (0) for a batch."""
-    return 1 if work < 5_000 else 0
+    """LightGBM threads for a prediction: one for a few rows (starting OpenMP threads
+    costs more than a single lead's prediction), all cores (0) for a batch."""
+    return 1 if work < 5_000 or _Forked.since_import else 0
 
 
-#: below this many rows, TreeSHAP is split by trees across the cores (`_TreeSlices`);
-#: from it on, LightGBM splits the rows across its own threads
-SLICED_ROWS = 250
+def _explain_threads(rows: int) -> int:
+    """LightGBM threads for TreeSHAP, which it splits by rows: one for one row, all cores
+    from two rows on. A row's TreeSHAP (2-3 ms for a few hundred trees) is ~100 times
+    its prediction, so two rows already pay for waking the threads: 20 rows took 31 ms
+    on two threads against 63 ms on one."""
+    return 1 if rows < 2 or _Forked.since_import else 0
 
 
-def _cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+class _Forked:
+    """Whether this process is a fork of one that had this module: GNU OpenMP (which
+    LightGBM uses) does not survive a fork. A child forked after its parent ran LightGBM
+    on several threads hangs at its first multi-threaded call (a pre-forking server's
+    workers after the parent warmed up on a batch). A forked child runs LightGBM on one
+    thread; processes that are spawned (uvicorn's and Dask's workers) are not forks."""
+
+    since_import = False
 
 
-class _TreeSlices:
-    """TreeSHAP of a few rows on every core, by splitting the trees instead of the rows.
-
-    LightGBM parallelises TreeSHAP over rows only, so one lead's explanation (2-3 ms for
-    a few hundred trees, most of a scored lead's time) ran on one core. Contributions
-    add up over trees (each tree adds its own share and its expected value to the bias),
-    so each core explains a contiguous slice of the trees and the slices are summed:
-    the same contributions to within float rounding (the order of the sum changes).
-
-    Each slice is a booster of its own holding only its trees: LightGBM keeps the
-    iteration range of a prediction in the booster, so slices of one booster asked at
-    once would overwrite each other's ranges, and a booster asked for contributions first
-    walks all of its trees.
-    """
-
-    def __init__(self, booster: lgb.Booster, parts: int) -> None:
-        # the trees `predict` uses (up to the best iteration, when there is one)
-        whole = lgb.Booster(model_str=booster.model_to_string())
-        trees = whole.current_iteration()
-        parts = max(1, min(parts, trees))
-        bounds = np.linspace(0, trees, parts + 1).round().astype(int).tolist()
-        self.slices = [
-            lgb.Booster(model_str=whole.model_to_string(start_iteration=a, num_iteration=b - a))
-            for a, b in itertools.pairwise(bounds)
-        ]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.begin(x)()
-
-    def begin(self, x: np.ndarray) -> Callable[[], np.ndarray]:
-        """Start every slice but the first on the pool; the function returned explains
-        the first slice in the calling thread and adds the others as they finish."""
-        first, *rest = self.slices
-        pending = [_pool().submit(_contributions, part, x) for part in rest]
-
-        def finish() -> np.ndarray:
-            out = _contributions(first, x)
-            for future in pending:
-                out += future.result()
-            return out
-
-        return finish
+def _mark_forked() -> None:
+    _Forked.since_import = True
 
 
-def _contributions(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
-    return np.asarray(booster.predict(x, pred_contrib=True, num_threads=1), dtype=float)
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """The process's threads for TreeSHAP slices (LightGBM releases the GIL)."""
-    return ThreadPoolExecutor(_cores(), thread_name_prefix="treeshap")
-
-
-# A forked child has none of its parent's threads: it makes a pool of its own (the
-# parent's would take work that no thread runs).
-os.register_at_fork(after_in_child=_pool.cache_clear)
-
-
-#: each booster's slices, made at its first few-row explanation and dropped with it
-_SLICES: weakref.WeakKeyDictionary[lgb.Booster, _TreeSlices] = weakref.WeakKeyDictionary()
-_SLICES_LOCK = threading.Lock()
-
-
-def _tree_slices(booster: lgb.Booster) -> _TreeSlices:
-    with _SLICES_LOCK:
-        slices = _SLICES.get(booster)
-        if slices is None:
-            slices = _SLICES[booster] = _TreeSlices(booster, _cores())
-        return slices
+os.register_at_fork(after_in_child=_mark_forked)
 
 
 @dataclass
@@ -267,20 +206,13 @@ class LeadScorer:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions in log-odds, (n, features + 1); the last column is the bias
         (for a logistic model: coefficient x standardised value, see features.model.linear)."""
-        return self.begin_contributions(x)()
-
-    def begin_contributions(self, x: np.ndarray) -> Callable[[], np.ndarray]:
-        """`contributions(x)` started on the other cores: the function returned finishes
-        them (and returns them). A caller with other work for this thread (a lead's
-        points) does it in between, while the other cores explain."""
         if self.linear is not None:
-            linear = self.linear
-            return lambda: linear.contributions(x)
-        booster = self.booster
-        assert booster is not None
-        if len(x) < SLICED_ROWS and _cores() > 1:
-            return _tree_slices(booster).begin(x)
-        return lambda: np.asarray(booster.predict(x, pred_contrib=True, num_threads=0), dtype=float)
+            return self.linear.contributions(x)
+        assert self.booster is not None
+        return np.asarray(
+            self.booster.predict(x, pred_contrib=True, num_threads=_explain_threads(len(x))),
+            dtype=float,
+        )
 
     # --- files ----------------------------------------------------------------------
 
