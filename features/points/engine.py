@@ -313,30 +313,40 @@ def _engagement_at(
     groups: list[str],
     n_rules: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per contact and engagement rule: touchpoints counted, and their summed decay weight."""
+    """Per contact and engagement rule: touchpoints counted, and their summed decay weight.
+
+    One pass over the events for every group at once (a pass per group was half of
+    scoring 83,000 leads): each event belongs to its rule's group, so each (contact,
+    rule) sum adds the same events in the same order as a pass of its own would."""
     n = store.n_contacts
-    count = np.zeros(n * n_rules)
-    weight = np.zeros(n * n_rules)
     upto = int(np.searchsorted(store.ev_time, as_of, side="right"))
+    counted = np.zeros(len(groups), dtype=bool)  # engagement groups that age
+    since = np.full(len(groups), np.iinfo(np.int64).min)  # events after this time count
+    half_life = np.full(len(groups), np.nan)  # NaN: a window, not a half-life
     for g, name in enumerate(groups):
         group = config.groups[name]
         if group.kind != "engagement" or group.decay is None:
             continue
-        lo = 0
+        counted[g] = True
         if group.decay.window_days is not None:
-            lo = int(
-                np.searchsorted(store.ev_time, as_of - group.decay.window_days * DAY, side="right")
-            )
-        rule = ev_rule[lo:upto]
-        mine = (rule >= 0) & (rule_group[np.maximum(rule, 0)] == g)
-        key = store.ev_contact[lo:upto][mine] * n_rules + rule[mine]
+            since[g] = as_of - group.decay.window_days * DAY
         if group.decay.half_life_days is not None:
-            age = (as_of - store.ev_time[lo:upto][mine]) / DAY
-            w = np.exp2(-age / group.decay.half_life_days)
-        else:
-            w = np.ones(len(key))
-        count += np.bincount(key, minlength=n * n_rules)
-        weight += np.bincount(key, weights=w, minlength=n * n_rules)
+            half_life[g] = group.decay.half_life_days
+    if not counted.any():
+        return np.zeros((n, n_rules)), np.zeros((n, n_rules))
+    lo = int(np.searchsorted(store.ev_time, since[counted].min(), side="right"))
+    rule = ev_rule[lo:upto]
+    time = store.ev_time[lo:upto]
+    group_of = rule_group[np.maximum(rule, 0)]
+    mine = (rule >= 0) & counted[group_of] & (time > since[group_of])
+    key = store.ev_contact[lo:upto][mine] * n_rules + rule[mine]
+    life = half_life[group_of[mine]]
+    w = np.ones(len(key))
+    aging = ~np.isnan(life)
+    age = (as_of - time[mine][aging]) / DAY
+    w[aging] = np.exp2(-age / life[aging])
+    count = np.bincount(key, minlength=n * n_rules).astype(float)
+    weight = np.bincount(key, weights=w, minlength=n * n_rules)
     return count.reshape(n, n_rules), weight.reshape(n, n_rules)
 
 
