@@ -67,7 +67,8 @@ def run() -> None:
     argv = sys.argv[1:]
     # the command is the first word that is not an option (the options before it take no
     # value); parsing would not do: it imports LightGBM to read `--reasons-for`'s default
-    if next((word for word in argv if not word.startswith("-")), None) == "score":
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command == "score" and "--rules-only" not in argv:  # (points alone need no model)
         import_lightgbm_alone()
     sys.exit(main(argv))
 

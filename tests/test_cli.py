@@ -377,14 +377,7 @@ def test_a_score_process_imports_lightgbm_without_scikit_learn(
     """The console script's `score` skips scikit-learn (1.3 s it never uses: LightGBM
     imports it for its estimators) and writes what `main` writes in a process that has
     scikit-learn; a `score` run in process leaves scikit-learn to whoever needs it."""
-    script = (
-        "import sys\n"
-        "from leadscore.cli import run\n"
-        "try:\n"
-        "    run()\n"
-        "except SystemExit as stop:\n"
-        "    print('exit', stop.code, 'sklearn' in sys.modules, flush=True)\n"
-    )
+    script = _RUN_AND_SAY.format(modules=["sklearn"])
     flags = ["--data", champion["data"], "--as-of", "2025-06-01T00:00:00Z", "--reasons", "3"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"]}
     alone = tmp_path / "alone.csv"
@@ -396,7 +389,7 @@ def test_a_score_process_imports_lightgbm_without_scikit_learn(
         text=True,
         timeout=600,
     )
-    assert done.stdout.split()[-3:] == ["exit", "0", "False"], done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["exit", "0", "[]"], done.stderr[-2000:]
     # the same command in this process, where scikit-learn is imported
     import sklearn  # noqa: F401
 
@@ -404,3 +397,37 @@ def test_a_score_process_imports_lightgbm_without_scikit_learn(
     in_process = tmp_path / "in_process.csv"
     assert main(["score", *flags, "--out", str(in_process)]) == 0
     assert alone.read_bytes() == in_process.read_bytes()
+
+
+#: the console script's `run` in a child process, then the exit code and which of
+#: `modules` it imported
+_RUN_AND_SAY = (
+    "import sys\n"
+    "from leadscore.cli import run\n"
+    "try:\n"
+    "    run()\n"
+    "except SystemExit as stop:\n"
+    "    imported = [m for m in {modules!r} if m in sys.modules]\n"
+    "    print('exit', stop.code, str(imported).replace(' ', ''), flush=True)\n"
+)
+
+
+def test_scoring_by_the_points_alone_imports_no_model_library(
+    crm_dir: Path, tmp_path: Path
+) -> None:
+    """`score --rules-only` needs no model: it imports neither LightGBM (nor the
+    scikit-learn it would pull in) nor MLflow, and still writes the points."""
+    import pandas as pd
+
+    out = tmp_path / "points.csv"
+    script = _RUN_AND_SAY.format(modules=["lightgbm", "sklearn", "mlflow"])
+    flags = ["--rules-only", "--data", str(crm_dir), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", script, "score", *flags],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stdout.split()[-3:] == ["exit", "0", "[]"], done.stderr[-2000:]
+    assert pd.read_csv(out)["rule_points"].notna().all()

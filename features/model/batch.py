@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from features.crm.load import CRM
 from features.model.names import DEFAULT_REASONS_FOR
-from features.model.scorer import LeadScorer
 from features.pipeline.kernel import compute_features
 from features.pipeline.registry import label
 from features.pipeline.snapshots import data_end, eligibility, to_epoch
@@ -27,6 +27,9 @@ from features.points.matrix import RulesConfig
 from features.points.table_sheet import score_table_rules
 from features.table.cells import input_columns, require_columns
 from features.table.spec import TableError
+
+if TYPE_CHECKING:  # the rules-only path never loads a model: it need not import LightGBM
+    from features.model.scorer import LeadScorer
 
 
 def eligible_contacts(store: EventStore, as_of: int) -> np.ndarray:
