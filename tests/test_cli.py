@@ -374,9 +374,9 @@ def test_commands_give_freed_memory_back_and_respect_a_chosen_pool(
 def test_a_score_process_imports_lightgbm_without_scikit_learn(
     champion: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The console script's `score` skips scikit-learn (1.3 s it never uses: LightGBM
-    imports it for its estimators) and writes what `main` writes in a process that has
-    scikit-learn; a `score` run in process leaves scikit-learn to whoever needs it."""
+    """The console script's `score` skips scikit-learn (about a second it never uses:
+    LightGBM imports it for its estimators) and writes the same file as `main` does in a
+    process that has scikit-learn."""
     script = _RUN_AND_SAY.format(modules=["sklearn"])
     flags = ["--data", champion["data"], "--as-of", "2025-06-01T00:00:00Z", "--reasons", "3"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"]}

@@ -96,7 +96,8 @@ def _mark_forked() -> None:
     _Forked.since_import = True
 
 
-os.register_at_fork(after_in_child=_mark_forked)
+if hasattr(os, "register_at_fork"):  # (POSIX; elsewhere nothing forks)
+    os.register_at_fork(after_in_child=_mark_forked)
 
 
 @dataclass
