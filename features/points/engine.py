@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.pipeline.kernel import DAY
 from features.pipeline.store import DEPARTMENT_CODE, SENIORITY_CODE, TYPE_CODE, EventStore
-from features.points.matrix import RANGE_ATTRIBUTES, Rule, RulesConfig
+from features.points.matrix import RANGE_ATTRIBUTES, Group, Rule, RulesConfig
 
 _TOPIC_CODE = {"general": 0, "product": 1}
 _SENIORITY_NAMES = np.array(list(SENIORITY_CODE), dtype=object)
@@ -139,6 +139,9 @@ class _Plan:
     group_floor: np.ndarray
     group_cap: np.ndarray
     group_is_fit: np.ndarray
+    group_ages: np.ndarray  # an engagement group with a decay: its events are counted
+    group_window: np.ndarray  # seconds an event counts for, 0 without a window
+    group_half_life: np.ndarray  # days, NaN without a half-life
 
     @classmethod
     def of(cls, config: RulesConfig) -> _Plan:
@@ -158,7 +161,22 @@ class _Plan:
             group_floor=np.array([g.floor if g.floor is not None else -np.inf for g in spec]),
             group_cap=np.array([g.cap if g.cap is not None else np.inf for g in spec]),
             group_is_fit=np.array([g.kind == "fit" for g in spec]),
+            group_ages=np.array([g.kind == "engagement" and g.decay is not None for g in spec]),
+            group_window=np.array([_window_seconds(g) for g in spec], dtype=np.int64),
+            group_half_life=np.array([_half_life_days(g) for g in spec], dtype=float),
         )
+
+
+def _window_seconds(group: Group) -> int:
+    """How long an event of ``group`` counts, in seconds; 0 without a window."""
+    window = group.decay.window_days if group.decay is not None else None
+    return 0 if window is None else window * DAY
+
+
+def _half_life_days(group: Group) -> float:
+    """The half-life of ``group``'s events in days; NaN without one."""
+    half_life = group.decay.half_life_days if group.decay is not None else None
+    return np.nan if half_life is None else half_life
 
 
 _PLANS: dict[int, tuple[RulesConfig, _Plan]] = {}
@@ -183,14 +201,14 @@ def score_rules(
     contacts = np.asarray(contacts, dtype=np.int64)
     as_of = np.asarray(as_of, dtype=np.int64)
     plan = _plan(config)
-    rules, groups, n_eng = plan.rules, plan.groups, plan.n_engagement
+    rules, n_eng = plan.rules, plan.n_engagement
     n = len(contacts)
     count = np.zeros((n, len(rules)))
     weight = np.zeros((n, len(rules)))
     ev_rule = plan.type_topic_rule[store.ev_type, store.ev_topic + 1]
     for date in np.unique(as_of):
         rows = np.flatnonzero(as_of == date)
-        c, w = _engagement_at(config, store, int(date), ev_rule, plan.rule_group, groups, n_eng)
+        c, w = _engagement_at(plan, store, int(date), ev_rule)
         count[rows, :n_eng] = c[contacts[rows]]
         weight[rows, :n_eng] = w[contacts[rows]]
     if len(contacts) > 1:  # each contact's attributes are tested once
@@ -305,13 +323,7 @@ def _rule_table(engagement: list[Rule]) -> np.ndarray:
 
 
 def _engagement_at(
-    config: RulesConfig,
-    store: EventStore,
-    as_of: int,
-    ev_rule: np.ndarray,
-    rule_group: np.ndarray,
-    groups: list[str],
-    n_rules: int,
+    plan: _Plan, store: EventStore, as_of: int, ev_rule: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per contact and engagement rule: touchpoints counted, and their summed decay weight.
 
@@ -319,29 +331,19 @@ def _engagement_at(
     long where many dates are scored (50,000 snapshots at 24 dates: 3.18 s, now 1.52 s).
     Each event belongs to its rule's group, so each (contact, rule) sum adds the same
     events in the same order as a pass of its own would: the same numbers to the bit."""
-    n = store.n_contacts
-    upto = int(np.searchsorted(store.ev_time, as_of, side="right"))
-    counted = np.zeros(len(groups), dtype=bool)  # engagement groups that age
-    since = np.full(len(groups), np.iinfo(np.int64).min)  # events after this time count
-    half_life = np.full(len(groups), np.nan)  # NaN: a window, not a half-life
-    for g, name in enumerate(groups):
-        group = config.groups[name]
-        if group.kind != "engagement" or group.decay is None:
-            continue
-        counted[g] = True
-        if group.decay.window_days is not None:
-            since[g] = as_of - group.decay.window_days * DAY
-        if group.decay.half_life_days is not None:
-            half_life[g] = group.decay.half_life_days
-    if not counted.any():
+    n, n_rules = store.n_contacts, plan.n_engagement
+    if not plan.group_ages.any():
         return np.zeros((n, n_rules)), np.zeros((n, n_rules))
-    lo = int(np.searchsorted(store.ev_time, since[counted].min(), side="right"))
+    upto = int(np.searchsorted(store.ev_time, as_of, side="right"))
+    # events after this time count (a window), or all of them (a half-life)
+    since = np.where(plan.group_window > 0, as_of - plan.group_window, np.iinfo(np.int64).min)
+    lo = int(np.searchsorted(store.ev_time, since[plan.group_ages].min(), side="right"))
     rule = ev_rule[lo:upto]
     time = store.ev_time[lo:upto]
-    group_of = rule_group[np.maximum(rule, 0)]
-    mine = (rule >= 0) & counted[group_of] & (time > since[group_of])
+    group_of = plan.rule_group[np.maximum(rule, 0)]
+    mine = (rule >= 0) & plan.group_ages[group_of] & (time > since[group_of])
     key = store.ev_contact[lo:upto][mine] * n_rules + rule[mine]
-    life = half_life[group_of[mine]]
+    life = plan.group_half_life[group_of[mine]]
     w = np.ones(len(key))
     aging = ~np.isnan(life)
     age = (as_of - time[mine][aging]) / DAY
