@@ -41,13 +41,13 @@ from features.pipeline.lead import LeadContext, TouchColumns
 NO_TIME: Final = np.iinfo(np.int64).max
 TYPE_CODE: Final = {t: i for i, t in enumerate(TOUCHPOINT_TYPES)}
 STAGE_CODE: Final = {s: i for i, s in enumerate(STAGES)}
-#: stage code of each type code
 #: the narrow codes of a touchpoint (a few dozen types, three topics, the channels of one
 #: CRM): a byte or four a touchpoint instead of eight (18 bytes a touchpoint fewer)
 EV_TYPE: Final = np.int8
 EV_CHANNEL: Final = np.int32
 EV_TOPIC: Final = np.int8
 assert len(TOUCHPOINT_TYPES) < np.iinfo(EV_TYPE).max
+#: stage code of each type code
 STAGE_OF_TYPE_CODE: Final = np.array([STAGE_CODE[STAGE_OF_TYPE[t]] for t in TOUCHPOINT_TYPES])
 SENIORITY_CODE: Final = {s: i for i, s in enumerate(SENIORITY_LEVELS)}
 DEPARTMENT_CODE: Final = {d: i for i, d in enumerate(DEPARTMENTS)}
