@@ -342,3 +342,28 @@ def test_a_semicolon_cp1251_export_is_read_with_sep_and_encoding(
     crm = load_crm(folder, CsvFormat(";", "cp1251"))
     # «Генеральный директор» survived the encoding: a C-level executive
     assert crm.contacts.loc[1, ["seniority", "department"]].tolist() == ["c_level", "executive"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet=" \t\u00a0@.aAbgGmMiIlL", max_size=14),
+            st.sampled_from(["a@GMAIL.com ", "x@ yandex.ru", "a@b@gmail.com", "a@", "@gmail.com"]),
+        ),
+        max_size=12,
+    )
+)
+def test_free_mail_of_a_column_is_free_mail_of_each_address(emails: list[str | None]) -> None:
+    # an export's contacts are read a column at a time (Arrow), a lead's one by one: both
+    # doors must call the same addresses free mail, or a lead scored online would differ
+    # from its training row
+    import numpy as np
+
+    from features.crm.fit import free_mail, is_free_mail
+
+    for dtype in (object, "str"):
+        column = free_mail(pd.Series(emails, dtype=dtype))
+        one_by_one = np.array([is_free_mail(e) for e in emails], dtype=float)
+        np.testing.assert_array_equal(column, one_by_one)
