@@ -66,6 +66,7 @@ class ModelHolder:
         """Load the model at the URI (what the alias points to now) and swap it in."""
         with self._lock:
             scorer, info = load_scorer(self.uri, evidence=self.evidence)
+            scorer.tabulate()  # each lead's reasons from TreeSHAP tables
             loaded = LoadedModel(
                 scorer,
                 info["name"] or self.uri,
