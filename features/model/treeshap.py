@@ -141,11 +141,13 @@ class TreeShap:
     bias: float
     split_feature: np.ndarray
     split_threshold: np.ndarray
-    split_categorical: np.ndarray  # bool
-    split_missing: np.ndarray  # 0 none, 1 zero, 2 NaN
-    split_default_left: np.ndarray  # bool
-    split_words: np.ndarray  # categorical: (offset into cat_words, number of words)
-    cat_words: np.ndarray  # the categorical splits' bitsets of categories going left
+    split_nan_left: np.ndarray  # bool: where a numerical split sends NaN
+    zero_splits: np.ndarray  # numerical splits where zero means missing
+    zero_default_left: np.ndarray  # bool: where those send a missing value
+    cat_splits: np.ndarray  # categorical splits
+    cat_offset: np.ndarray  # where each one's bitset starts in `cat_words`
+    cat_count: np.ndarray  # and its number of words
+    cat_words: np.ndarray  # the bitsets of the categories going left (32 per word)
     step_split: np.ndarray
     step_left: np.ndarray  # bool
     step_bit: np.ndarray
@@ -193,20 +195,24 @@ class TreeShap:
         distinct: list[int],
     ) -> TreeShap | None:
         cat_words: list[np.ndarray] = []
-        words = []
+        words: list[tuple[int, int]] = []  # (offset, count) of each categorical split
         n_words = 0
         for tree in splits:
-            categorical = (tree.decision & 1) > 0
-            for node in range(len(tree.feature)):
-                if not categorical[node]:
-                    words.append((0, 0))
-                    continue
+            for node in np.flatnonzero(tree.decision & 1).tolist():
                 k = int(tree.threshold[node])
                 lo, hi = int(tree.cat_boundaries[k]), int(tree.cat_boundaries[k + 1])
                 cat_words.append(tree.cat_threshold[lo:hi])
                 words.append((n_words, hi - lo))
                 n_words += hi - lo
         decision = _joined([t.decision for t in splits], np.int64)
+        threshold = _joined([t.threshold for t in splits], np.float64)
+        missing, default_left = (decision >> 2) & 3, (decision & 2) > 0
+        categorical = (decision & 1) > 0
+        zero = ~categorical & (missing == 1)
+        # LightGBM's NumericalDecision: NaN is missing where NaN is the missing value
+        # and zero where it is not; zero is missing where zero is; otherwise the value
+        # 0.0 is compared with the threshold
+        nan_left = np.where(missing == 0, threshold >= 0, default_left)
         step_split: list[int] = []
         step_left: list[bool] = []
         step_bit: list[int] = []
@@ -218,22 +224,22 @@ class TreeShap:
         slot_table: list[int] = []
         leaf_all: list[int] = []
         values: list[float] = []
-        zeros: list[np.ndarray] = []
+        zeros: list[list[float]] = []
         table_size = 0
         for k, ((value, path, tree, offset), d) in enumerate(zip(leaves, distinct, strict=True)):
             slot_of: dict[int, int] = {}
-            z = np.ones(d)
+            z = [1.0] * d
             leaf_start.append(len(step_split))
             for node, is_left in path:
                 feature = int(tree.feature[node])
                 slot = slot_of.setdefault(feature, len(slot_of))
                 child = tree.left[node] if is_left else tree.right[node]
                 cover = tree.leaf_count[~child] if child < 0 else tree.internal_count[child]
-                z[slot] *= cover / tree.internal_count[node]
+                z[slot] *= float(cover / tree.internal_count[node])
                 step_split.append(offset + node)
                 step_left.append(is_left)
                 step_bit.append(1 << slot)
-            if not np.all(z > 0):  # a side no training row took: (1 - z) / z is undefined
+            if min(z) <= 0:  # a side no training row took: (1 - z) / z is undefined
                 return None
             for feature, slot in slot_of.items():
                 slot_leaf.append(k)
@@ -253,11 +259,13 @@ class TreeShap:
             n_features=n_features,
             bias=bias,
             split_feature=_joined([t.feature for t in splits], np.int64),
-            split_threshold=_joined([t.threshold for t in splits], np.float64),
-            split_categorical=(decision & 1) > 0,
-            split_missing=(decision >> 2) & 3,
-            split_default_left=(decision & 2) > 0,
-            split_words=np.array(words, dtype=np.int64).reshape(-1, 2),
+            split_threshold=threshold,
+            split_nan_left=nan_left,
+            zero_splits=np.flatnonzero(zero),
+            zero_default_left=default_left[zero],
+            cat_splits=np.flatnonzero(categorical),
+            cat_offset=np.array([w[0] for w in words], dtype=np.int64),
+            cat_count=np.array([w[1] for w in words], dtype=np.int64),
             cat_words=_joined(cat_words, np.uint32),
             step_split=np.array(step_split, dtype=np.int64),
             step_left=np.array(step_left, dtype=bool),
@@ -298,21 +306,25 @@ class TreeShap:
         mine = np.take(agreed, self.slot_leaf, axis=1)
         # T(A - {i}) for a feature in A, T(A) for one outside: the same index either way
         t = np.take(self.table, (mine & self.slot_others) + self.slot_table)
-        factor = np.where(mine & self.slot_bit, self.slot_ratio, -1.0)
-        return np.add.reduceat(t * factor, self.feature_start, axis=1)
+        phi = t * np.where(mine & self.slot_bit, self.slot_ratio, -1.0)
+        return np.add.reduceat(phi, self.feature_start, axis=1)
 
     def _decisions(self, value: np.ndarray) -> np.ndarray:
         """Whether each row goes left at each split (rows, splits): LightGBM's
         `Tree::Decision`."""
-        nan = np.isnan(value)
-        missing = self.split_missing
-        # numerical: NaN is zero unless the split has NaN as its missing value
-        numeric = np.where(nan & (missing != 2), 0.0, value)
-        is_missing = ((missing == 1) & (np.abs(numeric) <= _ZERO)) | ((missing == 2) & nan)
         with np.errstate(invalid="ignore"):
-            left = np.where(is_missing, self.split_default_left, numeric <= self.split_threshold)
-        if len(self.cat_words):
-            left = np.where(self.split_categorical, self._in_categories(value), left)
+            left = value <= self.split_threshold
+        left = np.where(np.isnan(value), self.split_nan_left, left)
+        if len(self.zero_splits):
+            v = np.take(value, self.zero_splits, axis=1)
+            with np.errstate(invalid="ignore"):
+                zero = np.isnan(v) | (np.abs(v) <= _ZERO)
+                left[:, self.zero_splits] = np.where(
+                    zero, self.zero_default_left, v <= self.split_threshold[self.zero_splits]
+                )
+        if len(self.cat_splits):
+            v = np.take(value, self.cat_splits, axis=1)
+            left[:, self.cat_splits] = self._in_categories(v)
         return left
 
     def _in_categories(self, value: np.ndarray) -> np.ndarray:
@@ -322,9 +334,8 @@ class TreeShap:
             valid = (value > -1) & (value < 2**31)  # False for NaN
         code = np.where(valid, value, 0).astype(np.int64)  # truncates toward zero, like C++
         word = code >> 5
-        offset, count = self.split_words[:, 0], self.split_words[:, 1]
-        valid &= word < count
-        bits = self.cat_words[np.where(valid, offset + word, 0)]
+        valid &= word < self.cat_count
+        bits = self.cat_words[np.where(valid, self.cat_offset + word, 0)]
         return valid & (((bits >> (code & 31).astype(np.uint32)) & 1) > 0)
 
 
@@ -333,7 +344,7 @@ def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
 
 
 def _tabulate(
-    values: list[float], zeros: list[np.ndarray], distinct: list[int], size: int
+    values: list[float], zeros: list[list[float]], distinct: list[int], size: int
 ) -> np.ndarray:
     """T(B) of every leaf and subset B of its distinct features (bit j = slot j)."""
     table = np.empty(size)
