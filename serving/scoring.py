@@ -40,15 +40,17 @@ from serving.state import LoadedModel
 
 
 def _context(request: ScoreRequest) -> LeadContext:
-    # One model_dump of the whole request: one call into pydantic-core instead of one
-    # per touchpoint.
-    d = request.model_dump()
+    """The request as the lead door reads it, without a copy: each validated part's
+    fields (`vars`) are the mapping. `model_dump` rebuilt every touchpoint as a new dict
+    first, a conversion between validation and the arrays that cost a tenth of a lead's
+    scoring (the door reads the fields and copies nothing into them)."""
+    assert request.contact is not None  # (a touchpoint model refuses a lead without one)
     return LeadContext(
-        contact=d["contact"],
-        account=d["account"],
-        touchpoints=d["touchpoints"],
-        committee=[(m["contact"], m["touchpoints"]) for m in d["committee"]],
-        opportunities=d["opportunities"],
+        contact=vars(request.contact),
+        account=None if request.account is None else vars(request.account),
+        touchpoints=[vars(t) for t in request.touchpoints],
+        committee=[(vars(m.contact), [vars(t) for t in m.touchpoints]) for m in request.committee],
+        opportunities=[vars(o) for o in request.opportunities],
     )
 
 
