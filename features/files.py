@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +30,7 @@ def folder_written_whole(path: str | Path) -> Iterator[Path]:
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} is a file; expected a folder to write the parts into")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    partial = _new_beside(path, folder=True)
     try:
         yield partial
         if path.exists():
@@ -66,13 +66,30 @@ def written_whole(path: str | Path) -> Iterator[Path]:
     """
     path = check_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _new_beside(path, folder=False)
     try:
         yield temporary
+        if path.exists():  # an overwrite keeps the file's permissions, as `open` would
+            shutil.copymode(path, temporary)
         os.replace(temporary, path)
     except OSError as exc:
         raise OutputError(f"could not write {path}: {exc.strerror or exc}") from exc
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _new_beside(path: Path, folder: bool) -> Path:
+    """A new hidden file or folder beside ``path`` with the permissions a plain `open` or
+    `mkdir` gives (the umask applies). `tempfile`'s are private to the owner (0600,
+    0700), and the output would keep that: a scores file the CRM's import user could not
+    read, unlike the file it replaces."""
+    while True:
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial"
+        try:
+            if folder:
+                candidate.mkdir(mode=0o777)
+            else:
+                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
