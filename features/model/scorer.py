@@ -16,6 +16,7 @@ pyfunc, so any MLflow-compatible platform can serve it too.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from features.pipeline.registry import CATEGORICAL, NUMERIC
 from features.points.matrix import RulesConfig, parse_rules, rules_yaml
 from features.points.table_sheet import TableRules, load_table_rules, table_rules_yaml
 from features.table.spec import TableSpec
+
+logger = logging.getLogger(__name__)
 
 BOOSTER_FILE = "booster.txt"
 LINEAR_FILE = "linear.json"
@@ -234,6 +237,11 @@ class LeadScorer:
         (see `features.model.treeshap`) keep LightGBM's TreeSHAP."""
         if self.booster is not None and self.shap_tables is None:
             self.shap_tables = TreeShap.of(self.booster)
+            if self.shap_tables is None:  # an operator sees why a lead's reasons cost more
+                logger.info("reasons by LightGBM's TreeSHAP: this model is not tabulated")
+            else:
+                size = self.shap_tables.table.nbytes / 2**20
+                logger.info("reasons from TreeSHAP tables (%.0f MB)", size)
         return self
 
     # --- files ----------------------------------------------------------------------

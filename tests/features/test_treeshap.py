@@ -146,13 +146,17 @@ def test_trees_without_a_split_count_in_the_expected_value_only() -> None:
 
 
 def test_a_model_the_tables_do_not_cover_keeps_lightgbms_treeshap(
-    boosters: dict[str, lgb.Booster], monkeypatch: pytest.MonkeyPatch
+    boosters: dict[str, lgb.Booster],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     booster = boosters["deep"]
     monkeypatch.setattr(treeshap, "MAX_TABLE", 1000)  # too big to tabulate
     assert TreeShap.of(booster) is None
-    scorer = LeadScorer(booster=booster, vocabularies={}).tabulate()
+    with caplog.at_level("INFO", logger="features.model.scorer"):
+        scorer = LeadScorer(booster=booster, vocabularies={}).tabulate()
     assert scorer.shap_tables is None
+    assert "reasons by LightGBM's TreeSHAP" in caplog.text  # the operator sees which
     x = _rows(1, seed=5)
     np.testing.assert_array_equal(
         scorer.contributions(x), booster.predict(x, pred_contrib=True, num_threads=1)
