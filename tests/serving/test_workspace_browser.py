@@ -139,8 +139,10 @@ def test_the_workspace_in_a_browser(server: tuple[str, str]) -> None:
         page.goto(f"{base}/ui/leads")  # the language is remembered
         assert page.locator("h1").inner_text() == "Лиды сегодня"
 
-        # logging out ends it
+        # logging out ends it (and lands on the login page: waited for, so that the next
+        # navigation does not abort the redirect's request half way, a failed request)
         page.click("header button[type=submit]")
+        page.wait_for_url(f"{base}/ui/login")
         page.goto(f"{base}/ui/matters")
         assert "/ui/login" in page.url
         browser.close()
