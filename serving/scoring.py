@@ -41,9 +41,9 @@ from serving.state import LoadedModel
 
 def _context(request: ScoreRequest) -> LeadContext:
     """The request as the lead door reads it, without a copy: each validated part's
-    fields (`vars`) are the mapping. `model_dump` rebuilt every touchpoint as a new dict
-    first, a conversion between validation and the arrays that cost a tenth of a lead's
-    scoring (the door reads the fields and copies nothing into them)."""
+    fields (`vars`) are the mapping (the door reads them and writes nothing into them).
+    `model_dump` rebuilt every touchpoint as a new dict first: 0.245 ms against 0.071 ms
+    now (`benchmarks/bench_lead_stages.py`), in a lead's 2.6-2.9 ms without reasons."""
     assert request.contact is not None  # (a touchpoint model refuses a lead without one)
     return LeadContext(
         contact=vars(request.contact),

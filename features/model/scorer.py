@@ -125,9 +125,8 @@ class LeadScorer:
     #: the holdout as the marketing workspace reads it (saved with the model; read back
     #: only when asked: `load(folder, evidence=True)`)
     evidence: Evidence | None = None
-    #: TreeSHAP tables that explain one row in a third of LightGBM's time (see
-    #: `tabulate`); not saved: built from the booster by a process that explains leads
-    #: one at a time
+    #: TreeSHAP tables that explain one row faster than LightGBM (see `tabulate`); not
+    #: saved: built from the booster by a process that explains leads one at a time
     shap_tables: TreeShap | None = None
 
     @property
@@ -230,11 +229,12 @@ class LeadScorer:
         )
 
     def tabulate(self) -> LeadScorer:
-        """Build the TreeSHAP tables that explain one lead (about a second and 25 MB for a
-        270-tree model): a server does it when it loads the model, so that `/v1/score`
-        pays 1 ms for its reasons where LightGBM's TreeSHAP takes 3 ms. A short batch
-        run does not: it explains rows many at a time. Models that are not tabulated
-        (see `features.model.treeshap`) keep LightGBM's TreeSHAP."""
+        """Build the TreeSHAP tables that explain one lead (0.5-1 s and about 20 MB for a
+        270- or 368-tree model): a server does it when it loads the model, so that a
+        `/v1/score` lead's reasons take 2.6 ms where LightGBM's TreeSHAP took 4.1 ms
+        (caches cold, as between requests; docs/benchmarks.md). A short batch run does
+        not: it explains rows many at a time. Models that are not tabulated (see
+        `features.model.treeshap`) keep LightGBM's TreeSHAP."""
         if self.booster is not None and self.shap_tables is None:
             self.shap_tables = TreeShap.of(self.booster)
             if self.shap_tables is None:  # an operator sees why a lead's reasons cost more
